@@ -1,0 +1,129 @@
+"""The `gameday` command.
+
+Exit codes everywhere: 0 all passed, 1 a rehearsal failed (the system under test did
+not hold), 2 bad input or the harness could not do its job.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from gameday import settings
+from gameday.errors import GameDayError
+from gameday.lifecycle import install_signal_handlers
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+# Sub-command groups live beside the code they drive; they load when first used, so
+# `gameday run` never pays for importing the cluster or AWS stacks.
+_GROUPS: dict[str, tuple[str, str]] = {
+    "db": ("gameday.database.cli", "db"),
+    "cluster": ("gameday.cluster.cli", "cluster"),
+    "aws": ("gameday.aws.cli", "aws"),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *(n for n in _GROUPS if _available(n))])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _GROUPS and _available(name):
+            module, attr = _GROUPS[name]
+            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return super().get_command(ctx, name)
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(_GROUPS[name][0]) is not None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gameday")
+def cli() -> None:
+    """Rehearse deployment rollbacks for real and measure time-to-rollback."""
+    install_signal_handlers()
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--reports", type=click.Path(path_type=Path), default=None,
+              help="where reports/<run-id>/ go (default: $GAMEDAY_REPORTS or ./reports)")
+@click.option("--run-id", default=None, help="name of this run's report folder")
+@click.option("--steps", "step_modules", multiple=True, metavar="MODULE",
+              help="extra step-definition module (importable), repeatable")
+@click.option("-k", "select", default=None, help="only scenarios whose name matches this pytest -k expression")
+@click.option("-v", "--verbose", is_flag=True, help="show pytest's own output and tracebacks")
+def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_modules: tuple[str, ...],
+        select: str | None, verbose: bool) -> None:
+    """Run game-day features (default: the shipped features/) and write reports."""
+    from gameday.runner import run_features
+
+    result = run_features(paths, reports=reports or Path(settings.get("reports")), run_id=run_id,
+                          step_modules=step_modules, select=select, console=console, verbose=verbose)
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--steps", "step_modules", multiple=True, metavar="MODULE", help="also list this module's steps")
+def steps(step_modules: tuple[str, ...]) -> None:
+    """List the step library: every sentence a feature can use."""
+    from gameday.features import step_library
+
+    for definition in sorted(step_library(step_modules), key=lambda d: (d.module, d.kind, d.pattern)):
+        console.print(f"[dim]{definition.module.rsplit('.', 1)[-1]:>16}[/dim]  [bold]{definition.kind:<5}[/bold] "
+                      f"{definition.pattern}", highlight=False)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def report(run_dir: Path) -> None:
+    """Render junit.xml and summary.md again from a run's journal.json."""
+    from gameday.journal import load
+    from gameday.report import render_all
+    from gameday.runner import print_summary
+
+    journal_path = run_dir / "journal.json"
+    if not journal_path.exists():
+        raise GameDayError(f"{run_dir} has no journal.json", fix="pass a reports/<run-id>/ folder")
+    data = load(journal_path)
+    render_all(data, run_dir)
+    print_summary(data, console)
+
+
+@cli.command(name="settings")
+def show_settings() -> None:
+    """Every default and the GAMEDAY_* variable that overrides it."""
+    for setting in settings.SETTINGS.values():
+        console.print(f"[bold]{setting.env}[/bold] = {settings.get(setting.name)!r}  [dim]{setting.help}[/dim]",
+                      highlight=False)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: GameDayError becomes one line and its exit code, never a traceback."""
+    try:
+        return cli.main(args=argv, standalone_mode=False)
+    except GameDayError as exc:
+        err_console.print(f"[red]error:[/red] {exc.one_line()}", highlight=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: everything gameday started has been stopped")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Per-table row counts and content checksums, computed inside Postgres.
+
+The checksum is order-independent (a sum of per-row hashes), so a restored copy whose
+rows sit in a different physical order still matches, while any changed, missing or
+extra row changes it.  Sessions are pinned to UTC so timestamps render identically on
+source and copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from gameday.journal import utcnow
+
+_USER_TABLES = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+ORDER BY 1, 2
+"""
+
+# 15 hex digits = 60 bits: a positive bigint, summed as numeric so it never overflows.
+_TABLE_SUM = "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text FROM {} AS t"
+
+
+@dataclass(frozen=True)
+class TableState:
+    rows: int
+    checksum: str
+
+
+@dataclass
+class DatabaseState:
+    tables: dict[str, TableState] = field(default_factory=dict)
+    taken_at: str = field(default_factory=utcnow)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"taken_at": self.taken_at, "tables": {k: asdict(v) for k, v in self.tables.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DatabaseState":
+        return cls(
+            tables={k: TableState(**v) for k, v in data["tables"].items()},
+            taken_at=data["taken_at"],
+        )
+
+
+def pin_session(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("SET extra_float_digits = 1")
+    conn.execute("SET DateStyle = 'ISO, YMD'")
+    conn.execute("SET IntervalStyle = 'postgres'")
+
+
+def user_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    return [f"{schema}.{name}" for schema, name in conn.execute(_USER_TABLES).fetchall()]
+
+
+def table_state(conn: psycopg.Connection[Any], table: str) -> TableState:
+    schema, name = table.split(".", 1)
+    query = sql.SQL(_TABLE_SUM).format(sql.Identifier(schema, name))
+    rows, checksum = conn.execute(query).fetchone()  # type: ignore[misc]
+    return TableState(rows=int(rows), checksum=str(checksum))
+
+
+def capture(conn: psycopg.Connection[Any], tables: list[str] | None = None) -> DatabaseState:
+    """Counts and checksums of every user table (or ``tables``) as this transaction sees them."""
+    pin_session(conn)
+    state = DatabaseState()
+    for table in tables if tables is not None else user_tables(conn):
+        state.tables[table] = table_state(conn, table)
+    return state
+
+
+def row_counts(conn: psycopg.Connection[Any], tables: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table in tables:
+        schema, name = table.split(".", 1)
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
+        counts[table] = int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+    return counts
+
+
+def qualify(table: str) -> str:
+    """``orders`` -> ``public.orders``."""
+    return table if "." in table else f"public.{table}"

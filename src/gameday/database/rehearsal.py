@@ -1,0 +1,170 @@
+"""A backup rehearsal, one act at a time, for scenarios and for the CLI gate.
+
+    with BackupRehearsal(source_dsn, journal=journal) as rehearsal:
+        rehearsal.snapshot("1.4.0")
+        rehearsal.restore()
+        rehearsal.require_matches_snapshot()
+
+Each ``require_*`` raises RehearsalFailed with what differed; each figure goes to the
+journal, with its target when the scenario states one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from gameday.database import checksums
+from gameday.database.checksums import DatabaseState
+from gameday.database.dsn import Dsn
+from gameday.database.local import LocalPostgres
+from gameday.database.snapshot import Restore, Snapshot, connect_source, restore_snapshot, take_snapshot
+from gameday.database.verify import DataLoss, Verification, measure_data_loss, verify_restored
+from gameday.errors import RehearsalFailed
+from gameday.journal import Journal
+from gameday.lifecycle import temp_dir
+
+
+class BackupRehearsal:
+    def __init__(self, source: Dsn, *, journal: Journal | None = None, snapshot_dir: Path | None = None,
+                 time_columns: dict[str, str] | None = None) -> None:
+        self.source = source
+        self.journal = journal
+        self.snapshot_dir = snapshot_dir
+        self.time_columns = dict(time_columns or {})
+        self.taken: Snapshot | None = None
+        self.restored: Restore | None = None
+        self.verification = Verification()
+        self.loss: DataLoss | None = None
+        self.restore_error: RehearsalFailed | None = None
+        self._scratch: LocalPostgres | None = None
+        self._source_before: DatabaseState | None = None
+
+    # -- acts -----------------------------------------------------------------
+    def snapshot(self, release: str) -> Snapshot:
+        self.taken = take_snapshot(self.source, self.snapshot_dir or temp_dir("snapshots"), release=release,
+                                   journal=self.journal)
+        # The snapshot's own state is the source as it was: "untouched" is measured against it.
+        self._source_before = self.taken.state
+        return self.taken
+
+    def use_backup(self, path: Path) -> Snapshot:
+        self.taken = Snapshot.open(path)
+        return self.taken
+
+    def restore(self, *, expect: dict[str, int] | None = None, smoke: list[str] | None = None,
+                no_owner: bool = False) -> None:
+        """Restore into a fresh scratch server and verify; a failure is kept, not raised."""
+        if self.taken is None:
+            raise RehearsalFailed("no snapshot to restore", fix="take a snapshot first")
+        self.stop_scratch()
+        self._scratch = LocalPostgres("scratch", database=self.source.dbname or "restored", journal=self.journal)
+        self._scratch.start()
+        target = Dsn.parse(self._scratch.dsn, use_env=False)
+        try:
+            self.restored = restore_snapshot(self.taken, target, journal=self.journal, no_owner=no_owner)
+        except RehearsalFailed as exc:
+            self.restore_error = exc
+            if self.journal is not None:
+                self.journal.event("restore-failed", exc.one_line())
+            return
+        self.verification = verify_restored(target, source_state=self.taken.state, expect=expect, smoke=smoke,
+                                            journal=self.journal)
+        if self.verification.restored is not None:
+            self.loss = measure_data_loss(self.source, self.verification.restored, taken_at=self.taken.taken_at,
+                                          time_columns=self.time_columns, journal=self.journal)
+
+    def source_state(self) -> DatabaseState:
+        with connect_source(self.source) as conn:
+            conn.execute("BEGIN READ ONLY")
+            return checksums.capture(conn)
+
+    @property
+    def scratch_dsn(self) -> str:
+        if self._scratch is None:
+            raise RehearsalFailed("nothing was restored", fix="restore the snapshot first")
+        return self._scratch.dsn
+
+    # -- checks ---------------------------------------------------------------
+    def require_restored(self) -> Restore:
+        if self.restore_error is not None:
+            raise self.restore_error
+        if self.restored is None:
+            raise RehearsalFailed("the snapshot was not restored", fix="add a restore step")
+        return self.restored
+
+    def require_restore_within(self, seconds: float) -> None:
+        restored = self.require_restored()
+        self._target("restore time (RTO)", restored.duration_s, "s", seconds)
+        if restored.duration_s > seconds:
+            raise RehearsalFailed(f"restore took {restored.duration_s:.1f} s, the target is {seconds:g} s")
+
+    def require_matches_snapshot(self) -> None:
+        self.require_restored()
+        table_checks = [c for c in self.verification.checks if c.name.startswith("table ")]
+        if not table_checks:
+            raise RehearsalFailed("the snapshot recorded no tables to compare")
+        failed = [c.detail for c in table_checks if not c.ok]
+        if failed:
+            raise RehearsalFailed("restored copy differs from the snapshot: " + "; ".join(failed))
+
+    def require_rows(self, table: str, rows: int) -> None:
+        self.require_restored()
+        with psycopg.connect(self.scratch_dsn, connect_timeout=10) as conn:
+            got = checksums.row_counts(conn, [checksums.qualify(table)])[checksums.qualify(table)]
+        if self.journal is not None:
+            self.journal.measure(f"restored rows in {table}", got, "rows", target=rows, bound="min")
+        if got != rows:
+            raise RehearsalFailed(f"table {table} has {got} rows after restore, expected {rows} ({rows - got} missing)")
+
+    def require_lost_rows(self, rows: int) -> None:
+        loss = self._require_loss()
+        if loss.rows != rows:
+            raise RehearsalFailed(f"the restore lost {loss.rows} rows written after the snapshot, expected {rows}")
+
+    def require_loss_window_within(self, seconds: float) -> None:
+        loss = self._require_loss()
+        self._target("data loss window (RPO)", loss.seconds, "s", seconds)
+        if loss.seconds > seconds:
+            raise RehearsalFailed(f"the restore loses {loss.seconds:.1f} s of writes, the target is {seconds:g} s")
+
+    def require_restore_failed(self, reason_contains: str = "") -> str:
+        if self.restore_error is None:
+            raise RehearsalFailed("the damaged backup restored without error: the restore check would miss it")
+        message = self.restore_error.one_line()
+        if reason_contains and reason_contains.lower() not in message.lower():
+            raise RehearsalFailed(f"restore failed for another reason than {reason_contains!r}: {message}")
+        return message
+
+    def require_source_untouched(self) -> None:
+        if self._source_before is None:
+            raise RehearsalFailed("the source was never recorded", fix="take a snapshot first")
+        now = self.source_state()
+        if now.tables != self._source_before.tables:
+            changed = [t for t in set(now.tables) | set(self._source_before.tables)
+                       if now.tables.get(t) != self._source_before.tables.get(t)]
+            raise RehearsalFailed(f"the source database changed during the rehearsal: {', '.join(sorted(changed))}")
+
+    # -- housekeeping ----------------------------------------------------------
+    def _require_loss(self) -> DataLoss:
+        self.require_restored()
+        if self.loss is None:
+            raise RehearsalFailed("data loss was not measured")
+        return self.loss
+
+    def _target(self, name: str, value: float, unit: str, target: float) -> None:
+        if self.journal is not None:
+            self.journal.measure(name, value, unit, target=target)
+
+    def stop_scratch(self) -> None:
+        if self._scratch is not None:
+            self._scratch.stop()
+            self._scratch = None
+
+    def __enter__(self) -> "BackupRehearsal":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_scratch()

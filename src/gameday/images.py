@@ -1,0 +1,152 @@
+"""The image catalog: container image references mapped to local commands.
+
+There is no container runtime on a rehearsal machine, so the process kubelet and the
+ECS task runner turn an image reference (``gameday/demo:1.1.0``) into a local command
+through this catalog.  Each process is told where to listen through ``$HOST`` (its own
+127.x address) and ``$PORT`` (the container port), and gets the pod's or task's env
+on top of the tag's env.  Users add images with their own catalog files.
+
+Example (scenarios/images.yaml)::
+
+    images:
+      - repository: gameday/demo
+        command: ["{python}", "-m", "gameday.demo"]
+        port: 8080
+        tags:
+          "1.0.0": {env: {DEMO_VERSION: "1.0.0"}}
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gameday.errors import ConfigError
+from gameday.paths import shipped
+
+
+class ImageNotFound(LookupError):
+    """The catalog has no entry for an image: the kubelet shows ErrImagePull for it."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    image: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int | None
+
+    def command(self, args: list[str] | None = None) -> list[str]:
+        return self.argv + list(args or [])
+
+
+@dataclass
+class _Repository:
+    name: str
+    command: list[str]
+    port: int | None
+    env: dict[str, str]
+    tags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = ""
+
+
+def split_reference(image: str) -> tuple[str, str]:
+    """``registry.example/team/app:1.2`` -> (``team/app``-ish repository, ``1.2``)."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = name.rsplit(":", 1)
+    else:
+        repo, tag = name, "latest"
+    return repo, (tag if not digest else digest)
+
+
+class ImageCatalog:
+    def __init__(self) -> None:
+        self._repos: dict[str, _Repository] = {}
+
+    @classmethod
+    def load(cls, *paths: Path) -> "ImageCatalog":
+        """The shipped catalog plus any user catalogs (later files win)."""
+        catalog = cls()
+        for path in (shipped("scenarios") / "images.yaml", *paths):
+            catalog.add_file(Path(path))
+        return catalog
+
+    def add_file(self, path: Path) -> None:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"image catalog {path} not found", fix="check the path") from None
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f"{path}:{line + 1}" if line is not None else str(path)
+            raise ConfigError(f"image catalog {where} is not valid YAML", fix="fix the YAML syntax") from None
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            raise ConfigError(f"image catalog {path} needs a top-level 'images:' list", fix="see scenarios/images.yaml")
+        for index, entry in enumerate(data["images"]):
+            self._repos_from_entry(path, index, entry)
+
+    def _repos_from_entry(self, path: Path, index: int, entry: Any) -> None:
+        where = f"{path} images[{index}]"
+        if not isinstance(entry, dict) or "repository" not in entry or "command" not in entry:
+            raise ConfigError(f"{where} needs 'repository' and 'command'", fix="see scenarios/images.yaml")
+        command = entry["command"]
+        if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+            raise ConfigError(f"{where}: 'command' must be a list of strings", fix='e.g. ["{python}", "-m", "app"]')
+        tags = entry.get("tags") or {}
+        if not isinstance(tags, dict):
+            raise ConfigError(f"{where}: 'tags' must be a mapping of tag -> {{env: ...}}", fix="see scenarios/images.yaml")
+        for tag, spec in tags.items():
+            if spec is not None and not isinstance(spec, dict):
+                raise ConfigError(f"{where}: tag {tag!r} must map to {{env: ..., args: ...}}", fix="see scenarios/images.yaml")
+        port = entry.get("port")
+        repo = _Repository(
+            name=str(entry["repository"]),
+            command=command,
+            port=int(port) if port is not None else None,
+            env={k: str(v) for k, v in (entry.get("env") or {}).items()},
+            tags={str(t): dict(s or {}) for t, s in tags.items()},
+            source=where,
+        )
+        self._repos[repo.name] = repo
+
+    def repositories(self) -> list[str]:
+        return sorted(self._repos)
+
+    def tags(self, repository: str) -> list[str]:
+        return sorted(self._repos[repository].tags)
+
+    def resolve(self, image: str) -> ImageSpec:
+        """Map an image reference to the command that stands in for it.
+
+        Raises ImageNotFound when neither the repository nor the tag is known, just as
+        a registry would refuse to serve the image.
+        """
+        repo_name, tag = split_reference(image)
+        repo = self._find_repository(repo_name)
+        if repo is None:
+            raise ImageNotFound(f"repository {repo_name} not in the image catalog")
+        if repo.tags and tag not in repo.tags:
+            raise ImageNotFound(f"{repo.name}:{tag} not found (known tags: {', '.join(sorted(repo.tags))})")
+        spec = repo.tags.get(tag, {})
+        env = {**repo.env, **{k: str(v) for k, v in (spec.get("env") or {}).items()}}
+        argv = [part.replace("{python}", sys.executable).replace("{tag}", tag) for part in repo.command]
+        argv += [str(a) for a in spec.get("args") or []]
+        return ImageSpec(image=image, argv=argv, env=env, port=repo.port)
+
+    def _find_repository(self, name: str) -> _Repository | None:
+        # Match the full path first, then without registry host, then the last path part,
+        # so "registry.local:5000/gameday/demo" and "demo" both find "gameday/demo".
+        parts = name.split("/")
+        for i in range(len(parts)):
+            candidate = "/".join(parts[i:])
+            if candidate in self._repos:
+                return self._repos[candidate]
+        short = parts[-1]
+        matches = [r for r in self._repos.values() if r.name.rsplit("/", 1)[-1] == short]
+        return matches[0] if len(matches) == 1 else None

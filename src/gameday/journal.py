@@ -1,0 +1,292 @@
+"""The run journal: the one record every report renders from.
+
+A run holds scenarios, a scenario holds steps, and measurements and events attach to
+whichever step is current when the engine records them.  Each measurement says
+whether it was observed on real processes and data (``real``) or is only API state
+(``simulated``, e.g. moto), so reports never present the two as the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class Status(str, Enum):
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"  # the rehearsed system failed a check
+    ERROR = "error"  # the harness could not do its job
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+
+class Fidelity(str, Enum):
+    REAL = "real"
+    SIMULATED = "simulated"
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+_SECRET_PATTERNS = [
+    # scheme://user:password@host
+    (re.compile(r"(://[^:/@\s]*:)[^@\s]*(@)"), r"\1***\2"),
+    # password=..., PGPASSWORD=..., token: ...
+    (
+        re.compile(r"(?i)\b((?:pg)?password|passwd|secret|token|aws_secret_access_key)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|\S+)"),
+        r"\1\2***",
+    ),
+]
+
+
+def redact(text: str) -> str:
+    """Remove passwords and tokens from any text headed for a report."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_tree(v) for v in value]
+    return value
+
+
+@dataclass
+class Measurement:
+    name: str
+    value: float
+    unit: str
+    fidelity: Fidelity = Fidelity.REAL
+    target: float | None = None
+    # "max": value must stay <= target; "min": value must reach >= target
+    bound: str = "max"
+    at: str = field(default_factory=utcnow)
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool | None:
+        if self.target is None:
+            return None
+        return self.value <= self.target if self.bound == "max" else self.value >= self.target
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["fidelity"] = self.fidelity.value
+        data["passed"] = self.passed
+        return data
+
+
+@dataclass
+class Event:
+    kind: str
+    message: str
+    at: str = field(default_factory=utcnow)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Activity:
+    """A step or a scenario: something with a start, an end and a status."""
+
+    name: str
+    start: str = field(default_factory=utcnow)
+    end: str | None = None
+    status: Status = Status.RUNNING
+    error: str | None = None
+    measurements: list[Measurement] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.end is None:
+            return None
+        return (parse_time(self.end) - parse_time(self.start)).total_seconds()
+
+    def finish(self, status: Status, error: str | None = None) -> None:
+        self.end = utcnow()
+        self.status = status
+        if error:
+            self.error = error
+
+    def _base_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "start": self.start,
+            "end": self.end,
+            "duration_s": self.duration_s,
+            "status": self.status.value,
+            "error": self.error,
+            "measurements": [m.to_dict() for m in self.measurements],
+            "events": [asdict(e) for e in self.events],
+        }
+
+
+@dataclass
+class Step(Activity):
+    keyword: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keyword": self.keyword, **self._base_dict()}
+
+
+@dataclass
+class Scenario(Activity):
+    feature: str = ""
+    tags: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    test_id: str = ""  # the pytest node that ran it
+
+    def all_measurements(self) -> Iterator[Measurement]:
+        yield from self.measurements
+        for step in self.steps:
+            yield from step.measurements
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "tags": self.tags,
+            "test_id": self.test_id,
+            **self._base_dict(),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+class Journal:
+    """The record of one run.  Engine code calls :meth:`measure` and :meth:`event`;
+    the pytest plugin opens and closes scenarios and steps around them."""
+
+    def __init__(self, run_id: str | None = None, environment: dict[str, Any] | None = None) -> None:
+        self.run_id = run_id or new_run_id()
+        self.start = utcnow()
+        self.end: str | None = None
+        self.status = Status.RUNNING
+        self.environment: dict[str, Any] = dict(environment or {})
+        self.scenarios: list[Scenario] = []
+        # measurements and events recorded outside any scenario (e.g. `gameday db verify-backup`)
+        self.loose = Activity(name="run")
+
+    # -- structure ---------------------------------------------------------
+    @property
+    def current_scenario(self) -> Scenario | None:
+        if self.scenarios and self.scenarios[-1].end is None:
+            return self.scenarios[-1]
+        return None
+
+    @property
+    def current(self) -> Activity:
+        scenario = self.current_scenario
+        if scenario is None:
+            return self.loose
+        if scenario.steps and scenario.steps[-1].end is None:
+            return scenario.steps[-1]
+        return scenario
+
+    @property
+    def open_step(self) -> Step | None:
+        scenario = self.current_scenario
+        if scenario is not None and scenario.steps and scenario.steps[-1].end is None:
+            return scenario.steps[-1]
+        return None
+
+    def begin_scenario(self, name: str, feature: str = "", tags: list[str] | None = None, test_id: str = "") -> Scenario:
+        scenario = Scenario(name=name, feature=feature, tags=list(tags or []), test_id=test_id)
+        self.scenarios.append(scenario)
+        return scenario
+
+    def begin_step(self, keyword: str, text: str) -> Step:
+        scenario = self.current_scenario
+        if scenario is None:
+            scenario = self.begin_scenario("(no scenario)")
+        step = Step(name=text, keyword=keyword)
+        scenario.steps.append(step)
+        return step
+
+    # -- recording ---------------------------------------------------------
+    def measure(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        *,
+        fidelity: Fidelity = Fidelity.REAL,
+        target: float | None = None,
+        bound: str = "max",
+        detail: str = "",
+    ) -> Measurement:
+        measurement = Measurement(
+            name=name, value=value, unit=unit, fidelity=fidelity, target=target, bound=bound, detail=detail
+        )
+        self.current.measurements.append(measurement)
+        return measurement
+
+    def event(self, kind: str, message: str, **data: Any) -> Event:
+        event = Event(kind=kind, message=message, data=data)
+        self.current.events.append(event)
+        return event
+
+    def finish(self, status: Status | None = None) -> None:
+        self.end = utcnow()
+        if status is not None:
+            self.status = status
+        elif not self.scenarios:
+            self.status = Status.FAILED if self.loose.status == Status.FAILED else Status.PASSED
+        elif any(s.status == Status.ERROR for s in self.scenarios):
+            self.status = Status.ERROR
+        elif any(s.status == Status.FAILED for s in self.scenarios):
+            self.status = Status.FAILED
+        else:
+            self.status = Status.PASSED
+
+    # -- persistence ---------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return _redact_tree(
+            {
+                "schema": "gameday.journal/1",
+                "run_id": self.run_id,
+                "start": self.start,
+                "end": self.end,
+                "status": self.status.value,
+                "environment": self.environment,
+                "scenarios": [s.to_dict() for s in self.scenarios],
+                "run": self.loose._base_dict(),
+            }
+        )
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "journal.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        os.replace(tmp, path)  # never leave a half-written journal behind
+        return path
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a journal written by :meth:`Journal.write`."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    if data.get("schema") != "gameday.journal/1":
+        raise ValueError(f"{path} is not a gameday journal")
+    return data

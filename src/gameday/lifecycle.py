@@ -1,0 +1,220 @@
+"""One lifecycle for every environment part, and the cleanup that backs it.
+
+Every provider (cluster, database, aws, load) follows ``start() -> ready (bounded wait)
+-> endpoints -> stop()``.  ``stop()`` is idempotent, and every process, port and temp
+dir a provider makes is registered here so it is removed on success, failure, Ctrl-C
+(SIGINT), SIGTERM and interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+from gameday.errors import EnvironmentNotReady
+
+T = TypeVar("T")
+
+_cleanups: list[tuple[int, Callable[[], None]]] = []
+_cleanup_lock = threading.Lock()
+_counter = 0
+
+
+def on_cleanup(action: Callable[[], None]) -> int:
+    """Register ``action`` to run at exit or on a fatal signal; returns a handle."""
+    global _counter
+    with _cleanup_lock:
+        _counter += 1
+        _cleanups.append((_counter, action))
+        return _counter
+
+
+def cancel_cleanup(handle: int) -> None:
+    with _cleanup_lock:
+        _cleanups[:] = [(h, a) for h, a in _cleanups if h != handle]
+
+
+def run_cleanups() -> None:
+    """Run every registered cleanup, newest first; a failing one never stops the rest."""
+    while True:
+        with _cleanup_lock:
+            if not _cleanups:
+                return
+            _, action = _cleanups.pop()
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - cleanup must go on
+            pass
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    run_cleanups()
+    # Re-raise as the usual exception so callers' finally blocks and exit codes behave.
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+_installed = False
+
+
+def install_signal_handlers() -> None:
+    """Route SIGINT/SIGTERM through the cleanup registry (main thread only)."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, _on_signal)
+    _installed = True
+
+
+atexit.register(run_cleanups)
+
+
+class Provider:
+    """Base for environment parts: a context manager with an idempotent stop."""
+
+    name = "provider"
+
+    def start(self) -> "Provider":
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def endpoints(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a half-started part is cleaned up, not leaked
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    what: str,
+    transient: Iterable[type[BaseException]] = (OSError,),
+    logs: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``check`` until it returns something truthy, or raise EnvironmentNotReady.
+
+    Exceptions of the ``transient`` types count as "not yet".  On timeout the message
+    carries the last error and, when given, the tail of the part's logs.
+    """
+    deadline = time.monotonic() + timeout
+    transient_types = tuple(transient)
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except transient_types as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f"; last error: {last_error}" if last_error else ""
+            tail = ""
+            if logs is not None:
+                text = logs().strip().splitlines()[-5:]
+                tail = ("; logs: " + " | ".join(text)) if text else ""
+            raise EnvironmentNotReady(f"{what} not ready after {timeout:g}s{detail}{tail}")
+        time.sleep(interval)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it)."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def temp_dir(prefix: str, *, mode: int = 0o700) -> Path:
+    """A temp dir removed at cleanup time."""
+    path = Path(tempfile.mkdtemp(prefix=f"gameday-{prefix}-"))
+    path.chmod(mode)
+    on_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
+    return path
+
+
+def stop_process(proc: subprocess.Popen[Any], *, grace: float = 10.0) -> None:
+    """SIGTERM the process group, wait ``grace`` seconds, then SIGKILL. No orphans."""
+    if proc.poll() is not None:
+        return
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def spawn(
+    argv: list[str],
+    *,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    grace: float = 10.0,
+    **kwargs: Any,
+) -> subprocess.Popen[Any]:
+    """Start a process in its own group, registered for cleanup."""
+    out: Any = subprocess.DEVNULL
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        **kwargs,
+    )
+    if log is not None:
+        out.close()
+    on_cleanup(lambda: stop_process(proc, grace=grace))
+    return proc
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,1 @@
+"""Rollback procedures: one module each, each proving its own effect."""

@@ -1,0 +1,28 @@
+"""Reports, all rendered from the journal alone (journal.json is the single source)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gameday.journal import Journal
+from gameday.report.junit import render_junit
+from gameday.report.summary import render_summary
+
+
+def write_reports(journal: Journal, out: Path) -> Path:
+    """Write journal.json, then render junit.xml and summary.md from what was written."""
+    path = journal.write(out)
+    render_all(_load(path), out)
+    return out
+
+
+def render_all(data: dict[str, Any], out: Path) -> None:
+    (out / "junit.xml").write_text(render_junit(data))
+    (out / "summary.md").write_text(render_summary(data))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    from gameday.journal import load
+
+    return load(path)

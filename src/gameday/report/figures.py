@@ -1,0 +1,41 @@
+"""Formatting of measurements shared by the markdown summary and the console table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "interrupted": "⏹", "skipped": "⏭", "running": "…"}
+
+
+def verdict_mark(status: str) -> str:
+    return _MARKS.get(status, "?")
+
+
+def fmt_measurement(m: dict[str, Any]) -> str:
+    value = m["value"]
+    text = f"{value:.2f}" if isinstance(value, float) and not float(value).is_integer() else f"{value:g}"
+    suffix = " (simulated)" if m["fidelity"] == "simulated" else ""
+    return f"{text} {m['unit']}{suffix}"
+
+
+def scenario_measurements(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """A journal scenario's own measurements, then its steps' in order."""
+    found = list(scenario["measurements"])
+    for step in scenario["steps"]:
+        found += step["measurements"]
+    return found
+
+
+def headline(scenario: dict[str, Any], limit: int = 3) -> str:
+    """The scenario's key figures: those with targets first (missed ones first of all)."""
+    found = scenario_measurements(scenario)
+    targeted = [m for m in found if m["target"] is not None]
+    targeted.sort(key=lambda m: m["passed"] is not False)
+    chosen = targeted[:limit] or found[:limit]
+    parts = []
+    for m in chosen:
+        part = f"{m['name']} {fmt_measurement(m)}"
+        if m["target"] is not None:
+            part += f" ({'≤' if m['bound'] == 'max' else '≥'} {m['target']:g}{' MISSED' if m['passed'] is False else ''})"
+        parts.append(part)
+    return "; ".join(parts) or "—"

@@ -1,0 +1,64 @@
+"""summary.md: the human-readable account of a run, rendered from the journal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from gameday.report.figures import fmt_measurement, headline, scenario_measurements, verdict_mark
+
+_TEMPLATE = """\
+# gameday run {{ j.run_id }}
+
+**Verdict: {{ j.status | upper }}** · started {{ j.start }} · {{ "%.1f" | format(total) }} s ·
+{{ counts.passed }} passed, {{ counts.failed }} failed, {{ counts.error }} errors
+
+| Scenario | Verdict | Duration | Key figures |
+|---|---|---|---|
+{% for s in j.scenarios -%}
+| {{ s.name }} | {{ mark(s.status) }} {{ s.status }} | {{ "%.1f" | format(s.duration_s or 0) }} s | {{ headline(s) }} |
+{% endfor %}
+{%- if simulated %}
+
+Figures marked *(simulated)* are API state only (moto), not observed on real processes or data;
+they are never added to real figures.
+{%- endif %}
+{% for s in j.scenarios %}
+
+## {{ mark(s.status) }} {{ s.name }}
+_{{ s.feature }}_{% if s.tags %} · tags: {{ s.tags | join(", ") }}{% endif %}
+{% if s.error %}
+
+> {{ s.status | upper }}: {{ s.error }}
+{% endif %}
+
+| | Step | Time |
+|---|---|---|
+{% for st in s.steps -%}
+| {{ mark(st.status) }} | {{ st.keyword }} {{ st.name }}{% if st.error %}<br>→ {{ st.error }}{% endif %} | {{ "%.2f" | format(st.duration_s or 0) }} s |
+{% endfor %}
+{%- set ms = measurements(s) %}
+{%- if ms %}
+
+| Measurement | Value | Target | Verdict | Observed |
+|---|---|---|---|---|
+{% for m in ms -%}
+| {{ m.name }} | {{ fmt(m) }} | {% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %} | {% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %} | {{ m.fidelity }} |
+{% endfor %}
+{%- endif %}
+{%- endfor %}
+"""
+
+
+def render_summary(journal: dict[str, Any]) -> str:
+    env = jinja2.Environment(autoescape=False, trim_blocks=False, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    scenarios = journal["scenarios"]
+    counts = {k: sum(s["status"] == k for s in scenarios) for k in ("passed", "failed", "error")}
+    simulated = any(m["fidelity"] == "simulated" for s in scenarios for m in scenario_measurements(s))
+    template = env.from_string(_TEMPLATE)
+    return template.render(
+        j=journal, counts=counts, total=sum(s["duration_s"] or 0 for s in scenarios), simulated=simulated,
+        mark=verdict_mark, headline=headline, measurements=scenario_measurements, fmt=fmt_measurement,
+    )

@@ -1,0 +1,56 @@
+"""Every default gameday uses, each overridable by a GAMEDAY_* environment variable.
+
+This table is the one place defaults are documented; `gameday settings` prints it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "GAMEDAY_" + self.name.upper().replace("-", "_")
+
+
+def _cache_home() -> str:
+    return os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("reports", "reports", "directory that receives reports/<run-id>/"),
+        Setting("cache", str(Path(_cache_home()) / "gameday"), "cache for built binaries (Kubernetes, etcd)"),
+        Setting("pg-bindir", "", "PostgreSQL server binaries (default: `pg_config --bindir`)"),
+        Setting("pg-user", "", "unprivileged OS user that runs local Postgres when gameday runs as root "
+                "(default: postgres if that user exists, else nobody)"),
+        Setting("pg-start-timeout", "30", "seconds to wait for a local Postgres to accept connections"),
+        Setting("dump-format", "directory", "pg_dump format for snapshots: custom or directory"),
+        Setting("dump-jobs", "2", "parallel jobs for directory-format dumps and restores"),
+        Setting("database", "local", "database provider: local, dsn or container"),
+        Setting("dsn", "", "connection string for the dsn database provider"),
+        Setting("allow-non-rehearsal", "0", "1 lets gameday act on targets not marked as rehearsal targets"),
+    ]
+}
+
+
+def get(name: str) -> str:
+    setting = SETTINGS[name]
+    return os.environ.get(setting.env, setting.default)
+
+
+def get_float(name: str) -> float:
+    return float(get(name))
+
+
+def get_int(name: str) -> int:
+    return int(get(name))
