@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pytest_bdd.exceptions import GherkinParseError
 from pytest_bdd.feature import get_feature
@@ -93,7 +94,7 @@ def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = ()
     files = feature_files(paths)
     features = [parse(f) for f in files]
     library = step_library(extra_step_modules)
-    for path, feature in zip(files, features):
+    for path, feature in zip(files, features, strict=True):
         for scenario in feature.scenarios.values():
             steps = list(scenario.steps)
             if scenario.templated:

@@ -62,7 +62,7 @@ def split_reference(image: str) -> tuple[str, str]:
         repo, tag = name.rsplit(":", 1)
     else:
         repo, tag = name, "latest"
-    return repo, (tag if not digest else digest)
+    return repo, (digest or tag)
 
 
 class ImageCatalog:
@@ -70,7 +70,7 @@ class ImageCatalog:
         self._repos: dict[str, _Repository] = {}
 
     @classmethod
-    def load(cls, *paths: Path) -> "ImageCatalog":
+    def load(cls, *paths: Path) -> ImageCatalog:
         """The shipped catalog plus any user catalogs (later files win)."""
         catalog = cls()
         for path in (shipped("scenarios") / "images.yaml", *paths):

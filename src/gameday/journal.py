@@ -12,14 +12,15 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     RUNNING = "running"
     PASSED = "passed"
     FAILED = "failed"  # the rehearsed system failed a check
@@ -28,13 +29,13 @@ class Status(str, Enum):
     INTERRUPTED = "interrupted"
 
 
-class Fidelity(str, Enum):
+class Fidelity(StrEnum):
     REAL = "real"
     SIMULATED = "simulated"
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def parse_time(stamp: str) -> datetime:
@@ -280,7 +281,7 @@ class Journal:
 
 
 def new_run_id() -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 

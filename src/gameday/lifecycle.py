@@ -9,6 +9,7 @@ dir a provider makes is registered here so it is removed on success, failure, Ct
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -17,9 +18,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from gameday.errors import EnvironmentNotReady
 
@@ -51,10 +53,8 @@ def run_cleanups() -> None:
             if not _cleanups:
                 return
             _, action = _cleanups.pop()
-        try:
+        with contextlib.suppress(Exception):  # one failing cleanup must not stop the rest
             action()
-        except Exception:  # noqa: BLE001 - cleanup must go on
-            pass
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -85,7 +85,7 @@ class Provider:
 
     name = "provider"
 
-    def start(self) -> "Provider":
+    def start(self) -> Provider:
         raise NotImplementedError
 
     def stop(self) -> None:

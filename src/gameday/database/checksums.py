@@ -48,7 +48,7 @@ class DatabaseState:
         return {"taken_at": self.taken_at, "tables": {k: asdict(v) for k, v in self.tables.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DatabaseState":
+    def from_dict(cls, data: dict[str, Any]) -> DatabaseState:
         return cls(
             tables={k: TableState(**v) for k, v in data["tables"].items()},
             taken_at=data["taken_at"],

@@ -30,11 +30,11 @@ class Dsn:
     options: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def build(cls, **parts: object) -> "Dsn":
+    def build(cls, **parts: object) -> Dsn:
         return cls(**parts)  # type: ignore[arg-type]
 
     @classmethod
-    def parse(cls, text: str | None, *, use_env: bool = True) -> "Dsn":
+    def parse(cls, text: str | None, *, use_env: bool = True) -> Dsn:
         """A postgres:// URL or key=value string; missing parts come from PG* env vars."""
         text = (text or "").strip()
         parts: dict[str, str] = {}
@@ -60,7 +60,7 @@ class Dsn:
         known = {k: parts.pop(k, None) for k in ("host", "user", "password", "dbname")}
         return cls(port=port_number, options=tuple(sorted(parts.items())), **known)
 
-    def with_database(self, dbname: str) -> "Dsn":
+    def with_database(self, dbname: str) -> Dsn:
         return replace(self, dbname=dbname)
 
     def conninfo(self) -> str:

@@ -87,7 +87,7 @@ class LocalPostgres(Provider):
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         began = time.monotonic()
         self._bindir = pg_bindir()
         self._account = _server_account()

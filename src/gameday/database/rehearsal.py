@@ -70,8 +70,9 @@ class BackupRehearsal:
             if self.journal is not None:
                 self.journal.event("restore-failed", exc.one_line())
             return
+        source_rows_now = self.source_row_counts() if self.taken.state is None else None
         self.verification = verify_restored(target, source_state=self.taken.state, expect=expect, smoke=smoke,
-                                            journal=self.journal)
+                                            source_rows_now=source_rows_now, journal=self.journal)
         if self.verification.restored is not None:
             self.loss = measure_data_loss(self.source, self.verification.restored, taken_at=self.taken.taken_at,
                                           time_columns=self.time_columns, journal=self.journal)
@@ -80,6 +81,11 @@ class BackupRehearsal:
         with connect_source(self.source) as conn:
             conn.execute("BEGIN READ ONLY")
             return checksums.capture(conn)
+
+    def source_row_counts(self) -> dict[str, int]:
+        with connect_source(self.source) as conn:
+            conn.execute("BEGIN READ ONLY")
+            return checksums.row_counts(conn, checksums.user_tables(conn))
 
     @property
     def scratch_dsn(self) -> str:
@@ -163,7 +169,7 @@ class BackupRehearsal:
             self._scratch.stop()
             self._scratch = None
 
-    def __enter__(self) -> "BackupRehearsal":
+    def __enter__(self) -> BackupRehearsal:
         return self
 
     def __exit__(self, *exc: Any) -> None:

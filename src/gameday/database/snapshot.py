@@ -68,7 +68,7 @@ class Snapshot:
         self.manifest_path.write_text(json.dumps(data, indent=2))
 
     @classmethod
-    def open(cls, path: Path) -> "Snapshot":
+    def open(cls, path: Path) -> Snapshot:
         """A snapshot made by gameday (its folder or manifest), or any pg_dump archive."""
         path = Path(path)
         manifest = path / MANIFEST if path.is_dir() else path.parent / MANIFEST

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+
+from gameday.journal import Fidelity, Journal, Status, load, redact
+from gameday.report import write_reports
+
+
+def test_measurements_attach_to_the_open_step_and_targets_decide_verdicts(tmp_path):
+    journal = Journal(run_id="r1")
+    journal.begin_scenario("rollback", feature="f")
+    journal.begin_step("When", "the rollback runs")
+    journal.measure("act", 12.0, "s", target=10.0)
+    journal.measure("api calls", 3, "calls", fidelity=Fidelity.SIMULATED)
+    journal.open_step.finish(Status.PASSED)
+    scenario = journal.scenarios[0]
+    assert [m.name for m in scenario.steps[0].measurements] == ["act", "api calls"]
+    assert scenario.steps[0].measurements[0].passed is False
+    scenario.finish(Status.FAILED, "targets missed: act")
+    journal.finish()
+    assert journal.status == Status.FAILED
+    data = load(journal.write(tmp_path))
+    assert data["scenarios"][0]["steps"][0]["measurements"][1]["fidelity"] == "simulated"
+
+
+def test_secrets_never_reach_the_written_journal(tmp_path):
+    journal = Journal(environment={"dsn": "postgresql://app:s3cret@db:5432/app"})
+    journal.event("note", "connecting with password=hunter2 and token: abc.def")
+    journal.finish()
+    text = (write_reports(journal, tmp_path) / "journal.json").read_text()
+    assert "s3cret" not in text and "hunter2" not in text and "abc.def" not in text
+    assert "postgresql://app:***@db:5432/app" in text
+
+
+def test_redact_keeps_harmless_text():
+    assert redact("rollout undo took 3.2 s") == "rollout undo took 3.2 s"
+
+
+def test_reports_render_from_the_journal_file_alone(tmp_path):
+    journal = Journal(run_id="r2")
+    journal.begin_scenario("restore", feature="backups")
+    journal.begin_step("Then", "restore is fast")
+    journal.measure("restore time (RTO)", 4.0, "s", target=60)
+    journal.open_step.finish(Status.PASSED)
+    journal.current_scenario.finish(Status.PASSED)
+    journal.finish()
+    out = write_reports(journal, tmp_path)
+    data = json.loads((out / "journal.json").read_text())
+    data["scenarios"][0]["name"] = "renamed in the journal"
+    (out / "journal.json").write_text(json.dumps(data))
+    from gameday.report import render_all
+
+    render_all(data, out)
+    assert "renamed in the journal" in (out / "summary.md").read_text()
+    assert 'name="renamed in the journal"' in (out / "junit.xml").read_text()

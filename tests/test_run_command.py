@@ -1,0 +1,94 @@
+"""`gameday run`: features in, verdicts, exit codes and the three report files out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gameday.cli", "run", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def only_report(root: Path) -> Path:
+    runs = [p for p in (root / "reports").iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+BACKUP_FEATURE = (REPO / "features" / "backup_restore.feature").read_text()
+
+
+@pytest.mark.postgres
+def test_backup_feature_passes_and_writes_three_reports(tmp_path):
+    feature = tmp_path / "backup.feature"
+    feature.write_text(BACKUP_FEATURE)
+    result = run(str(feature), "-k", "completely", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ Then the restore completes within 60 seconds" in result.stdout
+    out = only_report(tmp_path)
+    journal = json.loads((out / "journal.json").read_text())
+    [scenario] = journal["scenarios"]
+    assert scenario["status"] == "passed"
+    assert len(scenario["steps"]) == 7 and all(s["status"] == "passed" for s in scenario["steps"])
+    names = {m["name"] for s in scenario["steps"] for m in s["measurements"]}
+    assert {"snapshot duration", "restore duration (RTO)", "restore time (RTO)"} <= names
+    suite = ET.parse(out / "junit.xml").getroot()
+    assert suite.get("tests") == "1" and suite.get("failures") == "0"
+    assert any("restore time (RTO)" in p.get("name", "") for p in suite.iter("property"))
+    summary = (out / "summary.md").read_text()
+    assert "**Verdict: PASSED**" in summary and "restore time (RTO)" in summary
+
+
+@pytest.mark.postgres
+def test_a_missed_expectation_fails_the_run_with_exit_1(tmp_path):
+    feature = tmp_path / "backup.feature"
+    feature.write_text(BACKUP_FEATURE.replace('table "orders" has 10000 rows', 'table "orders" has 10001 rows'))
+    result = run(str(feature), "-k", "completely", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = only_report(tmp_path)
+    journal = json.loads((out / "journal.json").read_text())
+    [scenario] = journal["scenarios"]
+    assert scenario["status"] == "failed"
+    assert "table orders has 10000 rows after restore, expected 10001 (1 missing)" in scenario["error"]
+    assert ET.parse(out / "junit.xml").getroot().get("failures") == "1"
+    assert "MISSED" in (out / "summary.md").read_text()
+
+
+def test_malformed_feature_exits_2_with_file_and_line(tmp_path):
+    feature = tmp_path / "broken.feature"
+    feature.write_text("Feature: broken\n  Scenario: one\n    Given a step\n  Oops this is not gherkin\n")
+    result = run(str(feature), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"malformed feature {feature}:4" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "reports").exists()
+
+
+def test_unknown_step_exits_2_naming_file_and_line_before_anything_starts(tmp_path):
+    feature = tmp_path / "unknown.feature"
+    feature.write_text("Feature: x\n  Scenario: y\n    Given the orders database of the demo service with 5 orders\n"
+                       "    When the moon turns blue\n")
+    result = run(str(feature), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f'{feature}:4: no step definition matches "When the moon turns blue"' in result.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_missing_path_exits_2(tmp_path):
+    result = run(str(tmp_path / "nope.feature"), cwd=tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_steps_command_lists_the_library():
+    result = subprocess.run([sys.executable, "-m", "gameday.cli", "steps"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "the snapshot is restored into a scratch instance" in result.stdout
