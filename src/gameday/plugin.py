@@ -52,8 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Tags of the shipped features, registered so they pass --strict-markers anywhere.
+SHIPPED_TAGS = ("database", "backup", "migrations", "kubernetes", "rollback", "aws", "ecs", "rds")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_JOURNAL_KEY] = Journal(run_id=config.getoption("--gameday-run-id"))
+    for tag in SHIPPED_TAGS:
+        config.addinivalue_line("markers", f"{tag}: gameday feature tag")
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("dump-jobs", "2", "parallel jobs for directory-format dumps and restores"),
         Setting("database", "local", "database provider: local, dsn or container"),
         Setting("dsn", "", "connection string for the dsn database provider"),
+        Setting("migrations-seed-rows", "1000", "rows per table the migration round-trip check seeds"),
         Setting("allow-non-rehearsal", "0", "1 lets gameday act on targets not marked as rehearsal targets"),
     ]
 }

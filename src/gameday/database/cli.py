@@ -98,3 +98,43 @@ def snapshot(dsn: str | None, release: str, out: Path) -> None:
     rows = taken.state.total_rows if taken.state else 0
     console.print(f"snapshot {taken.path.parent} · {taken.size_bytes / 1e6:.1f} MB · {rows} rows · "
                   f"{taken.duration_s:.2f} s", highlight=False)
+
+
+@db.group()
+def migrations() -> None:
+    """Migrations that provably roll back (alembic)."""
+
+
+@migrations.command("check")
+@click.option("--dsn", default=None, help="server for the scratch databases (default: a local throwaway Postgres); "
+              "the database it names is only read")
+@click.option("--script-location", type=click.Path(path_type=Path), default=None,
+              help="alembic folder or alembic.ini (default: the demo service's migrations)")
+@click.option("--revision", "revisions", multiple=True, help="check only these revisions")
+@click.option("--rows", type=int, default=None, help="rows seeded per table (default: GAMEDAY_MIGRATIONS_SEED_ROWS)")
+def migrations_check(dsn: str | None, script_location: Path | None, revisions: tuple[str, ...], rows: int | None) -> None:
+    """Round-trip every revision on seeded data: exit 0 all reversible, 1 some are not, 2 bad input."""
+    from gameday.database.migrations_check import DEFAULT_SEED_ROWS, check_migrations, render
+
+    check = check_migrations(script_location, dsn=dsn, revisions=list(revisions) or None,
+                             rows=rows or DEFAULT_SEED_ROWS)
+    console.print(render(check))
+    sys.exit(1 if check.not_reversible else 0)
+
+
+@migrations.command("downgrade")
+@click.option("--dsn", required=True, help="database to downgrade (must be a rehearsal database)")
+@click.option("--to", "target", default="-1", show_default=True, help="target revision")
+@click.option("--script-location", type=click.Path(path_type=Path), default=None, help="alembic folder or alembic.ini")
+def migrations_downgrade(dsn: str, target: str, script_location: Path | None) -> None:
+    """Run `alembic downgrade` as a rollback step and verify the revision after: exit 0 verified, 1 not."""
+    from gameday.procedures.alembic_downgrade import alembic_downgrade
+
+    result = alembic_downgrade(dsn, target, script_location=script_location, check=False)
+    if result.ok:
+        console.print(f"[green]downgraded[/green] {result.from_revision} → {result.revision_after} in {result.act_s:.2f} s",
+                      highlight=False)
+        sys.exit(0)
+    for problem in result.problems():
+        console.print(f"[red]downgrade failed:[/red] {problem}", highlight=False)
+    sys.exit(1)

@@ -1,0 +1,138 @@
+"""Rollback procedure: ``alembic downgrade`` as a rollback step, proven by its effect.
+
+    result = alembic_downgrade(dsn, "-1", journal=journal)   # raises RehearsalFailed unless proven
+    result.act_s, result.revision_after                      # 0.04, "0003"
+
+Proof, after the downgrade:
+* alembic_version holds exactly the target revision (none for ``base``);
+* the schema, read from the catalog, equals the target revision's reference schema —
+  built beforehand by upgrading an empty scratch database on the same server to the
+  target (so the check needs CREATEDB there, or pass ``expected_schema``).
+The act time is the wall time of the alembic command alone; building the reference and
+verifying are timed separately.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gameday.database.dsn import Dsn
+from gameday.database.migrations import (
+    MigrationFailed,
+    MigrationProject,
+    ScratchDatabases,
+    check_connection,
+    current_revision,
+)
+from gameday.database.migrations_catalog import SchemaSnapshot, diff_schema, schema_snapshot
+from gameday.errors import ConfigError, RehearsalFailed
+from gameday.journal import Journal
+
+
+@dataclass
+class DowngradeResult:
+    database: str  # redacted DSN
+    from_revision: str | None
+    target: str | None  # None: base
+    revision_after: str | None = None
+    act_s: float | None = None
+    verify_s: float = 0.0
+    reference_s: float = 0.0
+    schema_diff: list[str] = field(default_factory=list)  # differences from the target's reference schema
+    error: str | None = None  # the downgrade's own failure, one line
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems()
+
+    def problems(self) -> list[str]:
+        out = [self.error] if self.error else []
+        if self.revision_after != self.target:
+            out.append(f"alembic_version is {self.revision_after or 'base'}, expected {self.target or 'base'}")
+        if self.schema_diff:
+            out.append(f"schema differs from revision {self.target or 'base'}: " + "; ".join(self.schema_diff))
+        return out
+
+    def require_ok(self) -> DowngradeResult:
+        if not self.ok:
+            raise RehearsalFailed(
+                f"alembic downgrade {self.from_revision} -> {self.target or 'base'} on {self.database}: "
+                + " | ".join(self.problems())
+            )
+        return self
+
+
+def reference_schema(project: MigrationProject, revision: str | None, server_dsn: str) -> SchemaSnapshot:
+    """The schema revision ``revision`` produces, built in a scratch database on the same server."""
+    with ScratchDatabases(server_dsn, prefix="gameday_ref") as scratch:
+        dsn = scratch.create(revision or "base")
+        project.upgrade(dsn, revision)
+        return schema_snapshot(dsn)
+
+
+def resolve_target(project: MigrationProject, target: str, current: str | None) -> str | None:
+    """A concrete target strictly below ``current`` (``-1``, an id, or ``base``)."""
+    chain = [r.revision for r in project.history()]
+    if current is None:
+        raise ConfigError("the database has no alembic revision to roll back",
+                          fix="upgrade it first, or point --dsn at the migrated database")
+    resolved = project.resolve(target, current)
+    if current not in chain:
+        raise ConfigError(f"the database is at revision {current}, which {project.path} does not know",
+                          fix="pass the --script-location of the migrations that database was built with")
+    if resolved is not None and chain.index(resolved) >= chain.index(current):
+        raise ConfigError(f"target {target} ({resolved}) is not below the current revision {current}",
+                          fix="a rollback goes down: pass -1, an older revision or base")
+    return resolved
+
+
+def alembic_downgrade(dsn: str, target: str = "-1", *, script_location: Path | str | None = None,
+                      expected_schema: SchemaSnapshot | None = None, journal: Journal | None = None,
+                      check: bool = True, act_target_s: float | None = None) -> DowngradeResult:
+    """Downgrade the database at ``dsn`` to ``target`` and verify revision and schema.
+
+    Raises RehearsalFailed when ``check`` and the downgrade failed or did not land on the
+    target's schema; ConfigError for bad input (unknown revision, unreachable DSN, ...)."""
+    project = MigrationProject(script_location)
+    check_connection(dsn)
+    current = current_revision(dsn)
+    resolved = resolve_target(project, target, current)
+    result = DowngradeResult(Dsn.parse(dsn).redacted(), current, resolved)
+    began = time.monotonic()
+    expected = expected_schema or reference_schema(project, resolved, dsn)
+    result.reference_s = time.monotonic() - began
+
+    try:
+        result.act_s = project.downgrade(dsn, resolved)
+    except MigrationFailed as failed:
+        result.error = failed.message
+
+    began = time.monotonic()
+    result.revision_after = current_revision(dsn)
+    result.schema_diff = diff_schema(expected, schema_snapshot(dsn)).lines()
+    result.verify_s = time.monotonic() - began
+    _record(result, journal, act_target_s)
+    return result.require_ok() if check else result
+
+
+def _record(result: DowngradeResult, journal: Journal | None, act_target_s: float | None) -> None:
+    if journal is None:
+        return
+    move = f"{result.from_revision} -> {result.target or 'base'}"
+    if result.act_s is not None:
+        journal.measure("alembic downgrade act", result.act_s, "s", target=act_target_s, detail=move)
+    journal.measure("alembic downgrade verify", result.verify_s, "s", detail="revision + schema vs reference")
+    journal.event(
+        "rollback",
+        f"alembic downgrade {move}: " + ("verified" if result.ok else "; ".join(result.problems())),
+        procedure="alembic-downgrade",
+        database=result.database,
+        from_revision=result.from_revision,
+        target=result.target,
+        revision_after=result.revision_after,
+        schema_diff=result.schema_diff,
+        error=result.error,
+        ok=result.ok,
+    )
