@@ -34,11 +34,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("pg-user", "", "unprivileged OS user that runs local Postgres when gameday runs as root "
                 "(default: postgres if that user exists, else nobody)"),
         Setting("pg-start-timeout", "30", "seconds to wait for a local Postgres to accept connections"),
-        Setting("dump-format", "directory", "pg_dump format for snapshots: custom or directory"),
+        Setting("dump-format", "custom", "pg_dump format for snapshots: custom (measured faster here: benchmarks/database.py) or directory"),
         Setting("dump-jobs", "2", "parallel jobs for directory-format dumps and restores"),
         Setting("database", "local", "database provider: local, dsn or container"),
         Setting("dsn", "", "connection string for the dsn database provider"),
         Setting("migrations-seed-rows", "1000", "rows per table the migration round-trip check seeds"),
+        Setting("load-max-seconds", "120", "upper bound (locust --run-time) of a load run when the caller gives none"),
+        Setting("load-user-rate", "10", "requests per second each simulated load user makes (0 = no pause)"),
         Setting("allow-non-rehearsal", "0", "1 lets gameday act on targets not marked as rehearsal targets"),
     ]
 }

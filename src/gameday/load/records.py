@@ -1,0 +1,90 @@
+"""One record per request the load generator made, and the JSONL file that carries them.
+
+The locustfile (another process) appends one JSON line per request; ``RecordReader``
+follows the file incrementally, so a trigger polling ten times a second parses each
+line once.  Timestamps are wall-clock epoch seconds at the response (when the outcome
+is known), comparable with the journal's UTC timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from bisect import bisect_left
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HEADER = "X-Served-By-Version"
+NO_VERSION = "none"  # connection errors and responses without the header
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    ts: float  # epoch seconds when the response (or the error) arrived
+    method: str
+    path: str  # the route template, e.g. /api/orders/{id}
+    status: int  # 0 when no HTTP response arrived (connection refused, reset, timeout)
+    latency_ms: float
+    version: str = NO_VERSION
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The golden-signal notion of an error: a 5xx or no response at all."""
+        return self.status == 0 or self.status >= 500
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        return cls(
+            ts=float(data["ts"]),
+            method=str(data.get("method", "GET")),
+            path=str(data["path"]),
+            status=int(data["status"]),
+            latency_ms=float(data["latency_ms"]),
+            version=str(data.get("version") or NO_VERSION),
+            error=data.get("error"),
+        )
+
+
+class RecordReader:
+    """Follows a JSONL records file; keeps every record, sorted by ``ts``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._records: list[RequestRecord] = []
+        self._lock = threading.Lock()
+
+    def read(self, since: float | None = None) -> list[RequestRecord]:
+        with self._lock:
+            self._follow()
+            if since is None:
+                return list(self._records)
+            return self._records[bisect_left(self._records, since, key=lambda r: r.ts):]
+
+    def _follow(self) -> None:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return  # only a partial line so far: read it whole next time
+        self._offset += end + 1
+        fresh = [RequestRecord.from_dict(json.loads(line)) for line in chunk[:end].splitlines() if line.strip()]
+        if not fresh:
+            return
+        in_order = (not self._records or fresh[0].ts >= self._records[-1].ts) and all(
+            a.ts <= b.ts for a, b in zip(fresh, fresh[1:], strict=False)
+        )
+        self._records.extend(fresh)
+        if not in_order:
+            # Concurrent users finish out of order by a few ms; timsort fixes a nearly
+            # sorted list in about linear time.
+            self._records.sort(key=lambda r: r.ts)

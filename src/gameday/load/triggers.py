@@ -1,0 +1,329 @@
+"""Trigger rules as data: when a condition has held long enough, the moment is a timing.
+
+A rule such as ``ErrorRateAbove(threshold=0.05, for_seconds=10)`` reads "the error rate
+over a ``window_seconds`` window stayed above 5 % at every check across the last 10 s",
+like a Prometheus alert with ``for: 10s``.  ``wait(load, timeout)`` polls the records
+and returns the epoch time the rule first held: T_detect when waiting for the breakage,
+T_recover when waiting for the signals to come back (ARCHITECTURE, "Timing model").
+
+Rules are scalable: ``rule.scaled(12)`` turns a 2-minute rule into a 10-second one for
+rehearsal, and the report states the scale.  Scenarios give rules as data::
+
+    {"error-rate-above": {"threshold": 0.05, "for_seconds": 120, "window_seconds": 30}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gameday.errors import ConfigError, RehearsalFailed
+from gameday.journal import Journal
+from gameday.load.records import RequestRecord
+from gameday.load.signals import error_rate, latency, version_share, window
+
+MAX_CHECKS = 41  # checkpoints across for_seconds: bounds the cost of one evaluation
+
+
+class RecordSource(Protocol):
+    def records(self, since: float | None = None) -> list[RequestRecord]: ...
+
+
+class TriggerTimeout(RehearsalFailed):
+    """The condition never held in time: the alert would not have fired (or recovery not come)."""
+
+
+class Trigger:
+    """Common part of every rule: waiting, scaling, describing."""
+
+    def evaluate(self, records: Sequence[RequestRecord], now: float) -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def observe(self, records: Sequence[RequestRecord], now: float) -> str:
+        """The current value of what the rule watches, for messages and journals."""
+        raise NotImplementedError
+
+    def lookback(self) -> float:
+        """How far back in time evaluate() reads."""
+        raise NotImplementedError
+
+    def scaled(self, factor: float) -> Trigger:
+        raise NotImplementedError
+
+    def wait(
+        self,
+        load: RecordSource,
+        timeout: float,
+        *,
+        since: float | None = None,
+        interval: float = 0.1,
+        journal: Journal | None = None,
+    ) -> float:
+        """Poll ``load`` until the rule holds; return that moment (epoch s, within ``interval``).
+
+        Only records at or after ``since`` count (e.g. the time of the bad deploy).
+        Raises TriggerTimeout after ``timeout`` seconds, with the last observed value.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.time()
+            start = now - self.lookback() - 1
+            records = load.records(since=start if since is None else max(since, start))
+            if self.evaluate(records, now):
+                if journal is not None:
+                    journal.event("trigger", f"{self.describe()}: held", at=now, observed=self.observe(records, now))
+                return now
+            if time.monotonic() >= deadline:
+                raise TriggerTimeout(
+                    f"{self.describe()} did not hold within {timeout:g}s (last: {self.observe(records, now)})",
+                    fix="check the load reaches the service and the rule's threshold and window",
+                )
+            if not getattr(load, "running", True):
+                raise TriggerTimeout(
+                    f"{self.describe()}: the load generator stopped before the rule held "
+                    f"(last: {self.observe(records, now)})",
+                    fix="give the load generator a max_seconds longer than the scenario",
+                )
+            time.sleep(interval)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Sustained(Trigger):
+    """A condition on a window of records that must hold at every check for ``for_seconds``."""
+
+    for_seconds: float = 0.0
+    window_seconds: float = 5.0
+    min_requests: int = 5  # fewer requests in a window prove nothing either way
+
+    def __post_init__(self) -> None:
+        if self.for_seconds < 0 or self.window_seconds <= 0 or self.min_requests < 1:
+            raise ConfigError(f"{type(self).__name__}: for_seconds >= 0, window_seconds > 0, min_requests >= 1 "
+                              f"(got {self.for_seconds}, {self.window_seconds}, {self.min_requests})",
+                              fix="fix the trigger rule")
+
+    def holds(self, sample: Sequence[RequestRecord]) -> bool:
+        raise NotImplementedError
+
+    def value(self, sample: Sequence[RequestRecord]) -> str:
+        raise NotImplementedError
+
+    def checkpoints(self, now: float) -> list[float]:
+        if self.for_seconds == 0:
+            return [now]
+        step = max(self.window_seconds / 2, self.for_seconds / (MAX_CHECKS - 1))
+        count = math.ceil(self.for_seconds / step)
+        return [now - self.for_seconds + i * self.for_seconds / count for i in range(count + 1)]
+
+    def evaluate(self, records: Sequence[RequestRecord], now: float) -> bool:
+        # Newest checkpoint first: when the condition fails now, we learn it in one step.
+        for at in reversed(self.checkpoints(now)):
+            sample = window(records, at - self.window_seconds, at)
+            if len(sample) < self.min_requests or not self.holds(sample):
+                return False
+        return True
+
+    def observe(self, records: Sequence[RequestRecord], now: float) -> str:
+        sample = window(records, now - self.window_seconds, now)
+        return f"{self.value(sample)} over {len(sample)} requests in the last {self.window_seconds:g}s"
+
+    def lookback(self) -> float:
+        return self.for_seconds + self.window_seconds
+
+    def scaled(self, factor: float) -> Trigger:
+        if factor <= 0:
+            raise ConfigError(f"time scale {factor} must be > 0", fix="e.g. 12 to rehearse 2 minutes in 10 s")
+        return dataclasses.replace(self, for_seconds=self.for_seconds / factor,
+                                   window_seconds=self.window_seconds / factor)
+
+    def _held_for(self) -> str:
+        return f" for {self.for_seconds:g}s" if self.for_seconds else ""
+
+
+def _pct(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.1%}"
+
+
+@dataclass(frozen=True)
+class ErrorRateAbove(_Sustained):
+    threshold: float = 0.05
+
+    def holds(self, sample: Sequence[RequestRecord]) -> bool:
+        rate = error_rate(sample)
+        return rate is not None and rate > self.threshold
+
+    def value(self, sample: Sequence[RequestRecord]) -> str:
+        return f"error rate {_pct(error_rate(sample))}"
+
+    def describe(self) -> str:
+        return f"error rate > {self.threshold:.1%}{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class ErrorRateAtMost(_Sustained):
+    """The recovery side: errors back at (or under) the baseline."""
+
+    threshold: float = 0.01
+
+    def holds(self, sample: Sequence[RequestRecord]) -> bool:
+        rate = error_rate(sample)
+        return rate is not None and rate <= self.threshold
+
+    def value(self, sample: Sequence[RequestRecord]) -> str:
+        return f"error rate {_pct(error_rate(sample))}"
+
+    def describe(self) -> str:
+        return f"error rate <= {self.threshold:.1%}{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class _LatencyRule(_Sustained):
+    p: float = 95
+    factor: float = 2.0
+    baseline_ms: float | None = None
+    above_ms: float | None = None  # an absolute threshold instead of factor x baseline
+    # Loopback latencies are ~1 ms, so "2x baseline" alone would fire on scheduler noise.
+    min_ms: float = 20.0
+
+    @property
+    def threshold_ms(self) -> float:
+        if self.above_ms is not None:
+            return self.above_ms
+        if self.baseline_ms is None:
+            raise ConfigError(f"{type(self).__name__} needs a baseline latency",
+                              fix="call .with_baseline(records) or give baseline_ms / above_ms")
+        return max(self.baseline_ms * self.factor, self.min_ms)
+
+    def with_baseline(self, records: Sequence[RequestRecord]) -> _LatencyRule:
+        """A copy whose baseline is the p-th percentile of ``records`` (e.g. before the deploy)."""
+        baseline = latency(records, self.p)
+        if baseline is None:
+            raise ConfigError("no responses to take a latency baseline from",
+                              fix="let the load run against the stable version first")
+        return dataclasses.replace(self, baseline_ms=baseline)
+
+    def value(self, sample: Sequence[RequestRecord]) -> str:
+        current = latency(sample, self.p)
+        return f"p{self.p:g} {'no data' if current is None else f'{current:.1f}ms'}"
+
+
+@dataclass(frozen=True)
+class LatencyAbove(_LatencyRule):
+    def holds(self, sample: Sequence[RequestRecord]) -> bool:
+        current = latency(sample, self.p)
+        return current is not None and current > self.threshold_ms
+
+    def describe(self) -> str:
+        return f"p{self.p:g} latency > {self.threshold_ms:.1f}ms{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class LatencyAtMost(_LatencyRule):
+    factor: float = 1.5
+
+    def holds(self, sample: Sequence[RequestRecord]) -> bool:
+        current = latency(sample, self.p)
+        return current is not None and current <= self.threshold_ms
+
+    def describe(self) -> str:
+        return f"p{self.p:g} latency <= {self.threshold_ms:.1f}ms{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class VersionShare(_Sustained):
+    """``VersionShare("1.0.0", at_least=1.0)``: all traffic served by the stable version."""
+
+    version: str
+    at_least: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.version or not 0 < self.at_least <= 1:
+            raise ConfigError(f"VersionShare needs a version and 0 < at_least <= 1 (got {self.version!r}, "
+                              f"{self.at_least})", fix="e.g. VersionShare('1.0.0', at_least=1.0)")
+
+    def holds(self, sample: Sequence[RequestRecord]) -> bool:
+        return version_share(sample).get(self.version, 0.0) >= self.at_least
+
+    def value(self, sample: Sequence[RequestRecord]) -> str:
+        shares = version_share(sample)
+        return ", ".join(f"{v} {s:.0%}" for v, s in shares.items()) or "no requests"
+
+    def describe(self) -> str:
+        return f"{self.at_least:.0%} of requests served by {self.version}{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class AllOf(Trigger):
+    """Every rule holds at once, e.g. recovery = errors back down and 100 % on stable."""
+
+    rules: tuple[Trigger, ...] = ()
+
+    def evaluate(self, records: Sequence[RequestRecord], now: float) -> bool:
+        return bool(self.rules) and all(rule.evaluate(records, now) for rule in self.rules)
+
+    def describe(self) -> str:
+        return " and ".join(rule.describe() for rule in self.rules)
+
+    def observe(self, records: Sequence[RequestRecord], now: float) -> str:
+        return "; ".join(rule.observe(records, now) for rule in self.rules)
+
+    def lookback(self) -> float:
+        return max((rule.lookback() for rule in self.rules), default=0.0)
+
+    def scaled(self, factor: float) -> Trigger:
+        return AllOf(tuple(rule.scaled(factor) for rule in self.rules))
+
+
+TRIGGERS: dict[str, type[Trigger]] = {
+    "error-rate-above": ErrorRateAbove,
+    "error-rate-at-most": ErrorRateAtMost,
+    "latency-above": LatencyAbove,
+    "latency-at-most": LatencyAtMost,
+    "version-share": VersionShare,
+    "all-of": AllOf,
+}
+
+
+def trigger_from_data(data: Any, where: str = "trigger") -> Trigger:
+    """``{"error-rate-above": {"threshold": 0.05, "for_seconds": 10}}`` -> a rule; ConfigError names ``where``."""
+    if not isinstance(data, dict) or len(data) != 1:
+        raise ConfigError(f"{where}: a trigger is one mapping like {{error-rate-above: {{threshold: 0.05}}}}",
+                          fix=f"use one of: {', '.join(TRIGGERS)}")
+    (kind, options), = data.items()
+    cls = TRIGGERS.get(kind)
+    if cls is None:
+        raise ConfigError(f"{where}: unknown trigger {kind!r}", fix=f"use one of: {', '.join(TRIGGERS)}")
+    if cls is AllOf:
+        if not isinstance(options, list) or not options:
+            raise ConfigError(f"{where}: all-of needs a list of triggers", fix="e.g. all-of: [{...}, {...}]")
+        return AllOf(tuple(trigger_from_data(item, f"{where}.all-of[{i}]") for i, item in enumerate(options)))
+    options = options or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: {kind} takes a mapping of options", fix="e.g. {threshold: 0.05, for_seconds: 10}")
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: {kind} has no option {', '.join(unknown)}",
+                          fix=f"options: {', '.join(sorted(known))}")
+    missing = sorted(name for name, f in known.items() if name not in options and f.init
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise ConfigError(f"{where}: {kind} needs {', '.join(missing)}", fix=f"e.g. {kind}: {{{missing[0]}: ...}}")
+    for name, value in options.items():
+        wanted = str if name == "version" else (float, int)
+        if value is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
+            raise ConfigError(f"{where}: {kind}.{name}={value!r} has the wrong type",
+                              fix="give a string" if wanted is str else "give a number")
+    try:
+        return cls(**options)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}", fix=exc.fix) from None
+
+
