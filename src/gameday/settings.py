@@ -36,11 +36,20 @@ SETTINGS: dict[str, Setting] = {
         Setting("pg-start-timeout", "30", "seconds to wait for a local Postgres to accept connections"),
         Setting("dump-format", "custom", "pg_dump format for snapshots: custom (measured faster here: benchmarks/database.py) or directory"),
         Setting("dump-jobs", "2", "parallel jobs for directory-format dumps and restores"),
-        Setting("database", "local", "database provider: local, dsn or container"),
+        Setting("database", "", "database provider: local, container (Docker) or dsn; unset = container if a Docker "
+                "daemon answers, else local"),
+        Setting("cluster", "auto", "cluster provider: local, k3s (Docker) or kubeconfig; auto = Docker if a daemon "
+                "answers, else local"),
+        Setting("aws", "moto", "AWS target: moto (local API, ECS tasks as processes) or real (only targets tagged "
+                "gameday:rehearsal=true)"),
+        Setting("aws-region", "us-east-1", "region of the local moto AWS"),
+        Setting("moto-start-timeout", "30", "seconds to wait for the local moto server"),
         Setting("dsn", "", "connection string for the dsn database provider"),
         Setting("migrations-seed-rows", "1000", "rows per table the migration round-trip check seeds"),
         Setting("load-max-seconds", "120", "upper bound (locust --run-time) of a load run when the caller gives none"),
         Setting("load-user-rate", "10", "requests per second each simulated load user makes (0 = no pause)"),
+        Setting("kubelet-backoff-base", "10", "process kubelet restart/image-pull back-off base in seconds (doubles per failure)"),
+        Setting("kubelet-backoff-max", "300", "process kubelet back-off cap in seconds"),
         Setting("allow-non-rehearsal", "0", "1 lets gameday act on targets not marked as rehearsal targets"),
     ]
 }

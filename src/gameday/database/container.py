@@ -46,14 +46,16 @@ class PostgresContainerDatabase(Provider):
         from testcontainers.community.postgres import PostgresContainer
 
         self.port = free_port()
-        container = PostgresContainer(self.image, username="gameday", password=self._password, dbname=self.database)
-        container.with_bind_ports(5432, ("127.0.0.1", self.port))  # never on a public interface
-        self._container = container
         self._cleanup = on_cleanup(self.stop)
         try:
+            container = PostgresContainer(self.image, username="gameday", password=self._password, dbname=self.database)
+            # with_bind_ports() takes a port only; an (ip, port) pair in .ports goes straight to the
+            # Docker SDK, so the server is published on loopback only, never on 0.0.0.0
+            container.ports["5432"] = ("127.0.0.1", self.port)  # type: ignore[assignment]
+            self._container = container
             container.start()
         except Exception as exc:  # noqa: BLE001 - docker SDK and testcontainers raise many types
-            raise EnvironmentNotReady(f"container Postgres ({self.image}) did not start: {exc}",
+            raise EnvironmentNotReady(f"container Postgres ({self.image}) did not start: {_first_line(exc)}",
                                       fix="check `docker logs` and that the image can be pulled") from None
         if self.journal is not None:
             self.journal.event("database.start", f"Postgres {self.image} in a container on 127.0.0.1:{self.port}")
@@ -87,3 +89,8 @@ class PostgresContainerDatabase(Provider):
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.dsn_for(name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,248 @@
+"""One ECS task as local processes: one per container, on the task's own 127.x address.
+
+The task runner creates a :class:`TaskProcess` for each task a service deployment
+needs.  Each container's image goes through the image catalog to a local command,
+gets the catalog env, the container definition's ``environment``, ``HOST`` (the task's
+address) and ``PORT`` (the container port), and its ``healthCheck`` runs for real.
+
+Task states follow the ECS task lifecycle: PROVISIONING -> PENDING -> RUNNING ->
+DEACTIVATING -> STOPPING -> STOPPED.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gameday.aws.healthcheck import HEALTHY, UNHEALTHY, UNKNOWN, HealthCheck, HealthState
+from gameday.images import ImageCatalog, ImageNotFound
+from gameday.lifecycle import spawn, tail
+
+# ECS tasks live in 127.42.0.0/16 so they never collide with the process kubelet's pods.
+_TASK_NET = "127.42"
+DEFAULT_STOP_TIMEOUT = 10.0  # ECS default is 30 s; rehearsals keep it short
+
+
+class AddressPool:
+    """Hands out 127.42.x.y addresses whose container port is free right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: set[str] = set()
+        self._next = 2
+
+    def take(self, ports: list[int]) -> str:
+        with self._lock:
+            for _ in range(65000):
+                n, self._next = self._next, self._next % 65000 + 2
+                address = f"{_TASK_NET}.{n // 254}.{n % 254 + 1}"
+                if address not in self._used and all(_bindable(address, p) for p in ports):
+                    self._used.add(address)
+                    return address
+        raise RuntimeError("no free 127.42.x.y address")
+
+    def give_back(self, address: str) -> None:
+        with self._lock:
+            self._used.discard(address)
+
+
+def _bindable(address: str, port: int) -> bool:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        try:
+            sock.bind((address, port))
+            return True
+        except OSError:
+            return False
+
+
+@dataclass
+class ContainerProcess:
+    name: str
+    image: str
+    port: int | None
+    env: dict[str, str]
+    argv: list[str] = field(default_factory=list)
+    essential: bool = True
+    proc: subprocess.Popen[Any] | None = None
+    exit_code: int | None = None
+    health: HealthState | None = None
+    probe: Future[tuple[bool, str]] | None = None
+
+
+class TaskProcess:
+    """The local processes behind one ECS task; the runner calls :meth:`poll` each tick."""
+
+    def __init__(
+        self,
+        task_id: str,
+        task_definition: dict[str, Any],
+        catalog: ImageCatalog,
+        addresses: AddressPool,
+        log_dir: Path,
+        probes: ThreadPoolExecutor,
+    ) -> None:
+        self.task_id = task_id
+        self.containers_spec: list[dict[str, Any]] = list(task_definition.get("containerDefinitions") or [])
+        self.catalog = catalog
+        self.addresses = addresses
+        self.log_path = log_dir / f"{task_id}.log"
+        self.probes = probes
+        self.host = ""
+        self.containers: list[ContainerProcess] = []
+        self.last_status = "PROVISIONING"
+        self.desired_status = "RUNNING"
+        self.stop_code = ""
+        self.stopped_reason = ""
+        self.started_at: float | None = None
+        self.stopping_since: float | None = None
+        self.stopped_at: float | None = None
+        self.failed = False  # stopped on its own (crash, unhealthy, image), not by request
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        ports = [_container_port(c) for c in self.containers_spec]
+        self.host = self.addresses.take([p for p in ports if p])
+        self.last_status = "PENDING"
+        for spec, port in zip(self.containers_spec, ports, strict=False):
+            image = str(spec.get("image", ""))
+            try:
+                resolved = self.catalog.resolve(image)
+            except ImageNotFound as exc:
+                self._fail("TaskFailedToStart", f"CannotPullContainerError: {exc}")
+                return
+            port = port or resolved.port
+            env = {**os.environ, **resolved.env, **_env_list(spec.get("environment"))}
+            env.update(HOST=self.host, PORT=str(port or ""))
+            argv = resolved.command([str(a) for a in spec.get("command") or []])
+            container = ContainerProcess(
+                name=str(spec.get("name", "app")), image=image, port=port, env=env, argv=argv,
+                essential=bool(spec.get("essential", True)),
+            )
+            self.containers.append(container)
+        with self.log_path.open("ab") as log:
+            log.write(f"--- task {self.task_id} on {self.host}\n".encode())
+        now = time.monotonic()
+        for container, spec in zip(self.containers, self.containers_spec, strict=False):
+            container.proc = spawn(container.argv, log=self.log_path, env=container.env, grace=2.0)
+            check = HealthCheck.from_container(spec, self.host)
+            container.health = HealthState(check, started=now) if check else None
+        self.started_at = time.time()
+        self.last_status = "RUNNING"
+
+    def request_stop(self, reason: str, code: str = "ServiceSchedulerInitiated") -> None:
+        """Begin stopping: SIGTERM now, SIGKILL after the container's stopTimeout."""
+        if self.desired_status == "STOPPED":
+            return
+        self.desired_status = "STOPPED"
+        self.stop_code = self.stop_code or code
+        self.stopped_reason = self.stopped_reason or reason
+        self.stopping_since = time.monotonic()
+        self.last_status = "DEACTIVATING" if self.last_status == "RUNNING" else self.last_status
+        self._signal_all(signal.SIGTERM)
+
+    def poll(self) -> None:
+        """Advance the task: reap exits, run due health checks, finish stopping."""
+        if self.last_status == "STOPPED":
+            return
+        now = time.monotonic()
+        for container in self.containers:
+            if container.proc is not None and container.exit_code is None:
+                container.exit_code = container.proc.poll()
+                if container.exit_code is not None and container.essential and self.desired_status == "RUNNING":
+                    self._fail("EssentialContainerExited", f"Essential container in task exited (exit code {container.exit_code})")
+        if self.desired_status == "RUNNING":
+            self._run_health_checks(now)
+            return
+        self.last_status = "STOPPING"
+        if self.stopping_since is not None and now - self.stopping_since > self._stop_timeout():
+            self._signal_all(signal.SIGKILL)
+        if all(c.proc is None or c.proc.poll() is not None for c in self.containers):
+            for container in self.containers:
+                if container.proc is not None and container.exit_code is None:
+                    container.exit_code = container.proc.returncode
+            self.last_status = "STOPPED"
+            self.stopped_at = time.time()
+            if self.host:
+                self.addresses.give_back(self.host)
+
+    def _run_health_checks(self, now: float) -> None:
+        for container in self.containers:
+            health = container.health
+            if health is None:
+                continue
+            if container.probe is not None and container.probe.done():
+                passed, output = container.probe.result()
+                container.probe = None
+                health.record(time.monotonic(), passed, output)
+                if health.status == UNHEALTHY and container.essential:
+                    self._fail("ServiceSchedulerInitiated", f"Task failed container health checks ({output})")
+                    return
+            elif container.probe is None and health.due(now):
+                container.probe = self.probes.submit(health.check.run, container.env)
+
+    def _fail(self, code: str, reason: str) -> None:
+        self.failed = True
+        self.stop_code, self.stopped_reason = code, reason
+        with self.log_path.open("ab") as log:
+            log.write(f"--- task {self.task_id} stopping: {reason}\n".encode())
+        self.request_stop(reason, code)
+        if not self.containers:
+            self.last_status, self.stopped_at = "STOPPED", time.time()
+            if self.host:
+                self.addresses.give_back(self.host)
+
+    # -- views -------------------------------------------------------------------
+    @property
+    def health_status(self) -> str:
+        statuses = [c.health.status for c in self.containers if c.health is not None and c.essential]
+        if not statuses:
+            return UNKNOWN
+        if UNHEALTHY in statuses:
+            return UNHEALTHY
+        return HEALTHY if all(s == HEALTHY for s in statuses) else UNKNOWN
+
+    @property
+    def has_health_check(self) -> bool:
+        return any(c.health is not None for c in self.containers)
+
+    @property
+    def live(self) -> bool:
+        return self.desired_status == "RUNNING" and self.last_status != "STOPPED"
+
+    @property
+    def serving(self) -> bool:
+        """Counted as running by the service: RUNNING and (healthy, or no health check)."""
+        if not self.live or self.last_status != "RUNNING":
+            return False
+        return self.health_status == HEALTHY if self.has_health_check else True
+
+    def logs(self, lines: int = 20) -> str:
+        return tail(self.log_path, lines)
+
+    def _stop_timeout(self) -> float:
+        timeouts = [float(c.get("stopTimeout", DEFAULT_STOP_TIMEOUT)) for c in self.containers_spec]
+        return max(timeouts or [DEFAULT_STOP_TIMEOUT])
+
+    def _signal_all(self, sig: int) -> None:
+        for container in self.containers:
+            if container.proc is not None and container.proc.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.killpg(os.getpgid(container.proc.pid), sig)
+
+
+def _container_port(spec: dict[str, Any]) -> int | None:
+    mappings = spec.get("portMappings") or []
+    return int(mappings[0]["containerPort"]) if mappings and mappings[0].get("containerPort") else None
+
+
+def _env_list(items: Any) -> dict[str, str]:
+    return {str(i["name"]): str(i.get("value", "")) for i in items or [] if "name" in i}

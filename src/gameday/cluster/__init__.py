@@ -1,0 +1,29 @@
+"""Cluster providers: the embedded local cluster (real control plane built from source, process
+kubelet, service proxy) and any existing cluster reached through a kubeconfig.
+
+    from gameday.cluster import LocalCluster
+    with LocalCluster(nodes=1) as cluster:
+        cluster.api_client()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Resolved lazily so `import gameday.cluster.<part>` stays cheap and free of import cycles.
+_EXPORTS = {
+    "LocalCluster": "gameday.cluster.local",
+    "KubeconfigCluster": "gameday.cluster.kubeconfig",
+    "ControlPlane": "gameday.cluster.controlplane",
+    "ensure_binaries": "gameday.cluster.build",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gameday.cluster' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

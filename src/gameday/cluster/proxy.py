@@ -1,0 +1,303 @@
+"""ServiceProxy: each Service port of the local cluster as a TCP listener on 127.0.0.1.
+
+The proxy watches Services, EndpointSlices (computed by the real controller-manager),
+Pods (for the kubelet's ``gameday.io/local-address`` annotation) and Istio-style
+VirtualServices, and forwards every new TCP connection to a READY endpoint,
+round-robin, translated to the pod's real 127.x address (proxy_routes).
+
+Balancing: a plain Service is balanced per TCP connection, as kube-proxy does; when a
+route changes (selector switch, pod no longer ready) connections to backends that are
+no longer eligible are closed once idle (no request in flight), so keep-alive clients
+move over too.  A Service named by a VirtualService is balanced per HTTP/1.1 request,
+as Istio does (proxy_http), so its weights hold for keep-alive clients as well.
+
+The mapping "ns/name:port" -> "127.0.0.1:PORT" is in ``services()`` and in
+``<workdir>/services.json`` (workdir defaults to the kubeconfig's directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from gameday.cluster.kubelet_watch import Informer, api_client_for, wait_all_synced
+from gameday.cluster.proxy_http import relay_requests
+from gameday.cluster.proxy_routes import Route, WeightedPicker, build_routes
+from gameday.errors import EnvironmentNotReady
+from gameday.lifecycle import Provider, wait_until
+
+log = logging.getLogger("gameday.cluster.proxy")
+
+CRD_FILE = Path(__file__).with_name("istio_crd.yaml")
+CONNECT_TIMEOUT_S = 2.0
+DRAIN_IDLE_S = 0.1  # a stale keep-alive connection is closed after this long without traffic
+SYNC_TIMEOUT_S = 30.0
+
+
+@dataclass(eq=False)
+class _Connection:
+    backend: tuple[str, int]
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    last_activity: float = field(default_factory=time.monotonic)
+    request_in_flight: bool = True
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+class ServiceProxy(Provider):
+    name = "service-proxy"
+
+    def __init__(self, kubeconfig: Path, *, workdir: Path | None = None, install_crd: bool = True) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.workdir = Path(workdir) if workdir else self.kubeconfig.parent
+        self.services_file = self.workdir / "services.json"
+        self.install_crd = install_crd
+        self._api: client.ApiClient | None = None
+        self._informers: list[Informer] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._routes: dict[str, Route] = {}
+        self._pickers: dict[str, WeightedPicker] = {}
+        self._servers: dict[str, asyncio.base_events.Server] = {}
+        self._addresses: dict[str, str] = {}
+        self._connections: dict[str, set[_Connection]] = {}
+        self._rebuild_pending = False
+        self._lock = threading.Lock()
+
+    # -- Provider -------------------------------------------------------------------------
+    def start(self) -> ServiceProxy:
+        if self._api is not None:
+            return self
+        self._api = api_client_for(self.kubeconfig)
+        if self.install_crd:
+            self._install_crd()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="service-proxy", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._drain_forever(), self._loop)
+        core, discovery = client.CoreV1Api(self._api), client.DiscoveryV1Api(self._api)
+        custom = client.CustomObjectsApi(self._api)
+        virtual_services = functools.partial(custom.list_cluster_custom_object,
+                                             "networking.istio.io", "v1", "virtualservices")
+        self._informers = [
+            Informer("services", core.list_service_for_all_namespaces, self._changed),
+            Informer("endpointslices", discovery.list_endpoint_slice_for_all_namespaces, self._changed),
+            Informer("pods", core.list_pod_for_all_namespaces, self._pod_changed),
+        ]
+        if self.install_crd:
+            self._informers.append(Informer("virtualservices", virtual_services, self._changed))
+        for informer in self._informers:
+            informer.start()
+        if not wait_all_synced(self._informers, SYNC_TIMEOUT_S):
+            raise EnvironmentNotReady(f"service proxy could not list services/endpointslices within {SYNC_TIMEOUT_S:g}s",
+                                      fix="check that the kube-apiserver answers")
+        asyncio.run_coroutine_threadsafe(self._rebuild(), self._loop).result(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        for informer in self._informers:
+            informer.stop()
+        self._informers = []
+        if self._loop is not None and self._thread is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+        self._loop, self._thread = None, None
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    def endpoints(self) -> dict[str, Any]:
+        return {"services": self.services(), "services_file": str(self.services_file)}
+
+    def services(self) -> dict[str, str]:
+        """'ns/name:port' -> '127.0.0.1:PORT' for every TCP Service port."""
+        with self._lock:
+            return dict(self._addresses)
+
+    def address(self, service: str, port: int, namespace: str = "default") -> tuple[str, int]:
+        """(host, port) of one Service port's local listener; waits briefly for it to appear."""
+        key = f"{namespace}/{service}:{port}"
+        found = wait_until(lambda: self.services().get(key), timeout=10, interval=0.1,
+                           what=f"service proxy listener for {key}")
+        host, _, number = found.rpartition(":")
+        return host, int(number)
+
+    # -- API side -------------------------------------------------------------------------
+    def _install_crd(self) -> None:
+        ext = client.ApiextensionsV1Api(self._api)
+        body = yaml.safe_load(CRD_FILE.read_text())
+        name = body["metadata"]["name"]
+        try:
+            ext.create_custom_resource_definition(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+        def established() -> bool:
+            crd = ext.read_custom_resource_definition(name)
+            return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+        wait_until(established, timeout=30, interval=0.2, what=f"CRD {name}", transient=(ApiException, OSError))
+
+    def _pod_changed(self, kind: str, pod: dict[str, Any]) -> None:
+        # only the annotation and pod IPs matter; other pod churn does not touch routes
+        if (pod.get("metadata") or {}).get("annotations", {}).get("gameday.io/local-address") or kind == "DELETED":
+            self._changed(kind, pod)
+
+    def _changed(self, kind: str, obj: dict[str, Any]) -> None:
+        loop = self._loop
+        if loop is None or self._rebuild_pending:
+            return
+        self._rebuild_pending = True
+        with contextlib.suppress(RuntimeError):  # loop already closed at stop
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._rebuild()))
+
+    # -- routing (event-loop thread) -------------------------------------------------------
+    async def _rebuild(self) -> None:
+        await asyncio.sleep(0.05)  # coalesce bursts of events into one rebuild
+        self._rebuild_pending = False
+        snapshots = [i.snapshot() for i in self._informers]
+        services, slices, pods = snapshots[:3]
+        virtual_services = snapshots[3] if len(snapshots) > 3 else []
+        routes = build_routes(services, slices, pods, virtual_services)
+        for key in list(self._servers):
+            if key not in routes:
+                self._servers.pop(key).close()
+                for conn in self._connections.pop(key, set()):
+                    conn.close()
+        for key in routes:
+            if key not in self._servers:
+                server = await asyncio.start_server(functools.partial(self._accept, key), "127.0.0.1", 0)
+                self._servers[key] = server
+                self._connections[key] = set()
+        self._routes = routes
+        with self._lock:
+            self._addresses = {
+                key: f"127.0.0.1:{server.sockets[0].getsockname()[1]}" for key, server in self._servers.items()
+            }
+        self._write_services_file()
+
+    def _write_services_file(self) -> None:
+        try:
+            self.services_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.services_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.services(), indent=2, sort_keys=True))
+            os.replace(tmp, self.services_file)
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.services_file, exc)
+
+    async def _drain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(DRAIN_IDLE_S)
+            now = time.monotonic()
+            for key, conns in self._connections.items():
+                route = self._routes.get(key)
+                eligible = route.eligible() if route else set()
+                for conn in list(conns):
+                    stale = conn.backend not in eligible
+                    if stale and not conn.request_in_flight and now - conn.last_activity >= DRAIN_IDLE_S:
+                        conn.close()
+
+    async def _close_all(self) -> None:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:  # the drainer, pending rebuilds and open connections
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        for server in self._servers.values():
+            server.close()
+        for conns in self._connections.values():
+            for conn in conns:
+                conn.close()
+        self._servers.clear()
+        with self._lock:
+            self._addresses = {}
+
+    # -- forwarding ---------------------------------------------------------------------
+    async def _connect(self, key: str) -> tuple[tuple[str, int], asyncio.StreamReader, asyncio.StreamWriter] | None:
+        route = self._routes.get(key)
+        if route is None:
+            return None
+        picked = self._pickers.setdefault(key, WeightedPicker()).pick(route)
+        if picked is None or picked[1] is None:
+            return None
+        destination, first = picked
+        assert first is not None
+        # a refused connect tries the destination's other ready backends (as Envoy retries
+        # connect failures), never another destination, so weights hold
+        candidates = [first, *[b for b in destination.backends if b != first]]
+        for backend in candidates[:3]:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*backend), CONNECT_TIMEOUT_S)
+                return backend, reader, writer
+            except (OSError, asyncio.TimeoutError):  # noqa: UP041 - not the builtin on 3.10
+                continue
+        return None
+
+    async def _accept(self, key: str, client_reader: asyncio.StreamReader,
+                      client_writer: asyncio.StreamWriter) -> None:
+        # HTTP is routed per request for every Service, as the ingress users come through
+        # does: keep-alive clients follow a selector switch or a weight change at once.
+        # Anything that is not HTTP/1.x falls back to a byte pipe inside the relay.
+        if self._routes.get(key) is not None:
+            await self._accept_http(key, client_reader, client_writer)
+            return
+        connected = await self._connect(key)
+        if connected is None:
+            client_writer.close()
+            return
+        backend, backend_reader, backend_writer = connected
+        conn = _Connection(backend, [client_writer, backend_writer])
+        conns = self._connections.setdefault(key, set())
+        conns.add(conn)
+        try:
+            upstream = asyncio.ensure_future(self._pump(client_reader, backend_writer, conn, True))
+            await self._pump(backend_reader, client_writer, conn, False)
+            upstream.cancel()
+        finally:
+            conns.discard(conn)
+            conn.close()
+
+    async def _accept_http(self, key: str, client_reader: asyncio.StreamReader,
+                           client_writer: asyncio.StreamWriter) -> None:
+        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+            connected = await self._connect(key)
+            return None if connected is None else connected[1:]
+
+        try:
+            await relay_requests(client_reader, client_writer, connect, lambda busy: None)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # a broken request or response ends this client connection only
+        finally:
+            client_writer.close()
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Connection,
+                    upstream: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                conn.last_activity = time.monotonic()
+                conn.request_in_flight = upstream
+                writer.write(data)
+                await writer.drain()
+            if upstream and writer.can_write_eof():
+                writer.write_eof()  # the client half-closed; the response may still come
+        except (OSError, asyncio.IncompleteReadError):
+            pass

@@ -1,0 +1,367 @@
+"""ECS rollback, as the staging checklist runs it, rehearsed against real task processes.
+
+The pipeline that deployed a release leaves ``.rollback_state`` (shell ``KEY=value``
+lines: DEPLOYMENT_ID, PREV_TASK, PREV_SHA, BACKUP_FILE).  The on-call engineer sources
+it, runs ``aws ecs update-service --task-definition $PREV_TASK --force-new-deployment``
+and ``aws ecs wait services-stable``.  This module does the same through boto3 and then
+proves the effect: the service and its single deployment run PREV_TASK, and every task
+answers real HTTP requests with the previous version.
+
+Fidelity: register/create/update calls are API state (moto: SIMULATED).  Stability is
+reached only when the task runner's processes pass their health checks, so
+time-to-stable and the served-version checks are REAL when the tasks are local
+processes (:class:`~gameday.aws.moto_server.MotoServer`) or real AWS.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gameday.aws import ecs as ecs_api
+from gameday.aws.target import REHEARSAL_TAG, TargetRef, ecs_tags, require_rehearsal
+from gameday.errors import GameDayError, RehearsalFailed
+from gameday.journal import Fidelity, Journal
+
+STATE_FIELDS = ("DEPLOYMENT_ID", "PREV_TASK", "PREV_SHA", "BACKUP_FILE")
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+# -- the rollback state file ------------------------------------------------------------
+@dataclass(frozen=True)
+class RollbackState:
+    deployment_id: str
+    prev_task: str
+    prev_sha: str
+    backup_file: str
+    path: Path
+
+
+def write_rollback_state(path: Path, *, deployment_id: str, prev_task: str, prev_sha: str, backup_file: str = "") -> Path:
+    """Write ``.rollback_state`` as a deploy pipeline leaves it (sourceable shell)."""
+    values = {"DEPLOYMENT_ID": deployment_id, "PREV_TASK": prev_task, "PREV_SHA": prev_sha, "BACKUP_FILE": backup_file}
+    path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()))
+    return path
+
+
+def parse_rollback_state(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines (``export``, quotes and comments allowed), as ``source`` reads them."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RehearsalFailed(f"rollback state file {path} does not exist", fix="the deploy pipeline must leave it") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RehearsalFailed(f"rollback state file {path} is not readable: {exc.__class__.__name__}",
+                              fix="check its permissions and encoding") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            raise RehearsalFailed(f"{path}:{number} is not a shell assignment", fix="write KEY=value lines") from None
+        if words and words[0] == "export":
+            words = words[1:]
+        for word in words:
+            key, sep, value = word.partition("=")
+            if not sep:
+                raise RehearsalFailed(f"{path}:{number}: {word!r} is not KEY=value", fix="write KEY=value lines")
+            values[key] = value
+    return values
+
+
+def read_rollback_state(path: Path, ecs: Any) -> RollbackState:
+    """Checklist step 3: the file exists, is readable, has every field, and PREV_TASK is real."""
+    state = check_fields(path)
+    check_prev_task(state, ecs)
+    return state
+
+
+def check_fields(path: Path) -> RollbackState:
+    """The state file's own checks: readable, every field present, PREV_SHA a commit hash."""
+    values = parse_rollback_state(path)
+    for name in STATE_FIELDS:
+        if name not in values:
+            raise RehearsalFailed(f"rollback state file {path} has no {name}", fix=f"the pipeline must write {name}=...")
+        if not values[name] and name != "BACKUP_FILE":  # BACKUP_FILE is empty when no backup was taken
+            raise RehearsalFailed(f"rollback state file {path}: {name} is empty", fix=f"the pipeline must set {name}")
+    state = RollbackState(values["DEPLOYMENT_ID"], values["PREV_TASK"], values["PREV_SHA"], values["BACKUP_FILE"], path)
+    if not _SHA.match(state.prev_sha):
+        raise RehearsalFailed(f"PREV_SHA={state.prev_sha!r} in {path} is not a git SHA", fix="write the full or short commit hash")
+    if state.backup_file and not Path(state.backup_file).exists():
+        raise RehearsalFailed(f"BACKUP_FILE={state.backup_file} in {path} does not exist", fix="point it at the backup taken before the deploy")
+    return state
+
+
+def check_prev_task(state: RollbackState, ecs: Any) -> None:
+    """PREV_TASK is a registered task definition built from PREV_SHA (when it says so)."""
+    try:
+        definition = ecs.describe_task_definition(taskDefinition=state.prev_task, include=["TAGS"])
+    except ClientError:
+        raise RehearsalFailed(f"PREV_TASK={state.prev_task} in {state.path} is not a registered task definition",
+                              fix="the pipeline must record the task definition that ran before the deploy") from None
+    except BotoCoreError as exc:
+        raise GameDayError(f"cannot reach ECS to check PREV_TASK: {exc}",
+                           fix="set AWS_DEFAULT_REGION and credentials, or AWS_ENDPOINT_URL for a local moto") from None
+    tags = {t["key"]: t["value"] for t in definition.get("tags") or []}
+    if tags.get("git-sha") and not tags["git-sha"].startswith(state.prev_sha):
+        raise RehearsalFailed(f"PREV_SHA={state.prev_sha} does not match PREV_TASK {state.prev_task} (built from {tags['git-sha']})",
+                              fix="PREV_SHA must be the known-good commit PREV_TASK was built from")
+
+
+# -- the rehearsal ---------------------------------------------------------------------------
+@dataclass
+class EcsService:
+    """What the rehearsal deploys: one service of ``tasks`` tasks of ``repository:<version>``."""
+
+    name: str = "orders"
+    cluster: str = "gameday"
+    family: str = ""  # task definition family; defaults to the service name
+    repository: str = "gameday/demo"
+    tasks: int = 3
+    container_port: int = 8080
+    health_interval_s: int = 5
+    health_retries: int = 2
+    stable_timeout_s: float = 120.0
+    environment: tuple[tuple[str, str], ...] = (("DEMO_SHUTDOWN_GRACE", "1"),)
+
+    def release(self, version: str) -> ecs_api.Release:
+        return ecs_api.Release(
+            family=self.family or self.name, repository=self.repository, version=version, container_port=self.container_port,
+            health_interval_s=self.health_interval_s, health_retries=self.health_retries,
+            git_sha=fake_sha(version), environment=self.environment,
+        )
+
+
+def fake_sha(version: str) -> str:
+    """A stable stand-in commit hash per release (rehearsals have no real build)."""
+    import hashlib
+
+    return hashlib.sha1(version.encode()).hexdigest()
+
+
+@dataclass
+class RollbackResult:
+    time_to_stable_s: float
+    prev_task: str
+    version: str
+    served: dict[str, str] = field(default_factory=dict)  # task address -> version that answered
+
+
+class EcsRollbackRehearsal:
+    """Each method is one checklist step; the BDD steps call them one by one."""
+
+    def __init__(self, aws: Any, service: EcsService, workdir: Path, journal: Journal | None = None) -> None:
+        self.aws = aws
+        self.spec = service
+        self.workdir = workdir
+        self.journal = journal or Journal()
+        self.ecs = aws.client("ecs")
+        self.versions: dict[str, str] = {}  # version -> task definition ARN
+        self.current: str | None = None  # ARN the service ran before the last deploy
+        self.previous: str | None = None
+        self.deployed_at: float | None = None
+        self.state_path = workdir / ".rollback_state"
+        self.rolled_back_to: RollbackState | None = None
+        self.rollback_issued: float | None = None
+
+    # Given ---------------------------------------------------------------------
+    def start(self, version: str, tasks: int | None = None, name: str | None = None) -> str:
+        """Create the cluster and the service on ``version`` and wait until it is stable."""
+        if tasks is not None:
+            self.spec.tasks = tasks
+        if name is not None:
+            self.spec.name = name
+        cluster_arn = ecs_api.ensure_cluster(self.ecs, self.spec.cluster)
+        arn = self.register(version)
+        self._guard(cluster_arn)
+        self.ecs.create_service(
+            cluster=self.spec.cluster, serviceName=self.spec.name, taskDefinition=arn, desiredCount=self.spec.tasks,
+            tags=[{"key": REHEARSAL_TAG, "value": "true"}],
+        )
+        self.journal.event("ecs.service", f"service {self.spec.name} created on {version}", fidelity=Fidelity.SIMULATED.value)
+        took = ecs_api.wait_stable(self.ecs, self.spec.cluster, self.spec.name, self.spec.stable_timeout_s)
+        if took is None:
+            raise RehearsalFailed(f"service {self.spec.name} on {version} never became stable: {self._why()}",
+                                  fix="release the known-good version first")
+        self.journal.measure("ecs.initial_deploy_to_stable", took, "s", fidelity=Fidelity.REAL,
+                             detail=f"{self.spec.tasks} tasks of {version} healthy (real processes)")
+        self.current = arn
+        return arn
+
+    def register(self, version: str) -> str:
+        arn = ecs_api.register(self.ecs, self.spec.release(version))
+        self.versions[version] = arn
+        self.journal.event("ecs.register", f"task definition {arn.rsplit('/', 1)[-1]} registered for {version}",
+                           fidelity=Fidelity.SIMULATED.value)
+        return arn
+
+    # When a bad release ships --------------------------------------------------
+    def deploy(self, version: str) -> str:
+        arn = self.versions.get(version) or self.register(version)
+        started = time.monotonic()
+        self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=arn)
+        self.journal.measure("ecs.update_service_accepted", time.monotonic() - started, "s", fidelity=Fidelity.SIMULATED,
+                             detail="API acceptance only (moto)")
+        self.previous, self.current, self.deployed_at = self.current, arn, time.monotonic()
+        self.journal.event("ecs.deploy", f"release {version} deployed", task_definition=arn)
+        return arn
+
+    def expect_deploy_failing(self, timeout: float | None = None) -> float:
+        """Wait until the new deployment has failed tasks (crash or failed health checks)."""
+        limit = timeout or self.spec.stable_timeout_s
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            primary = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["deployments"][0]
+            if primary.get("failedTasks", 0) > 0:
+                seconds = time.monotonic() - (self.deployed_at or deadline)
+                self.journal.measure("ecs.bad_deploy_detected", seconds, "s", fidelity=Fidelity.REAL,
+                                     detail="first task of the new deployment failed (real process)")
+                return seconds
+            if primary.get("rolloutState") == "COMPLETED":
+                raise RehearsalFailed("the release meant to be bad became stable: nothing to roll back from",
+                                      fix="deploy a broken release (e.g. 2.0.0-crash or 2.0.0-unready)")
+            time.sleep(0.5)
+        raise RehearsalFailed(f"the new deployment had no failed task after {limit:g}s: {self._why()}")
+
+    def leave_rollback_state(self, backup_file: str = "") -> Path:
+        """What the deploy pipeline writes before switching task definitions."""
+        if self.previous is None:
+            raise RehearsalFailed("no previous task definition: deploy a release first")
+        service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
+        version = ecs_api.image_version(self.ecs, self.previous)
+        return write_rollback_state(self.state_path, deployment_id=service["deployments"][0]["id"],
+                                    prev_task=self.previous.rsplit("/", 1)[-1], prev_sha=fake_sha(version)[:12],
+                                    backup_file=backup_file)
+
+    # When the on-call engineer rolls back ------------------------------------------
+    def roll_back(self) -> RollbackState:
+        """Checklist step 7: source the state file, update-service to PREV_TASK, forced."""
+        state = read_rollback_state(self.state_path, self.ecs)
+        self.journal.event("ecs.rollback_state", f"rollback state valid: PREV_TASK={state.prev_task}",
+                           deployment_id=state.deployment_id, prev_sha=state.prev_sha)
+        self._guard(ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["clusterArn"])
+        self.rollback_issued = time.monotonic()
+        self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=state.prev_task,
+                                forceNewDeployment=True)
+        self.journal.measure("ecs.rollback_update_service_accepted", time.monotonic() - self.rollback_issued, "s",
+                             fidelity=Fidelity.SIMULATED, detail="API acceptance only (moto)")
+        self.rolled_back_to = state
+        return state
+
+    def require_stable_within(self, seconds: float | None = None) -> RollbackResult:
+        """``aws ecs wait services-stable`` bounded by ``seconds``; time-to-stable from the update."""
+        if self.rolled_back_to is None or self.rollback_issued is None:
+            raise RehearsalFailed("no rollback was issued", fix="roll back first")
+        state, limit = self.rolled_back_to, seconds or self.spec.stable_timeout_s
+        took = ecs_api.wait_stable(self.ecs, self.spec.cluster, self.spec.name, limit)
+        if took is None:
+            self.journal.measure("ecs.rollback_time_to_stable", limit, "s", fidelity=Fidelity.REAL, target=seconds,
+                                 detail="not stable before the timeout")
+            raise RehearsalFailed(f"service {self.spec.name} not stable {limit:g}s after rolling back to {state.prev_task}: {self._why()}",
+                                  fix="PREV_TASK must be a release that passes its health checks")
+        elapsed = time.monotonic() - self.rollback_issued
+        self.journal.measure("ecs.rollback_time_to_stable", elapsed, "s", fidelity=Fidelity.REAL, target=seconds,
+                             detail="update-service to services-stable, 1 s polling; tasks are real processes")
+        return RollbackResult(elapsed, state.prev_task, ecs_api.image_version(self.ecs, state.prev_task))
+
+    def roll_back_and_wait(self, timeout: float | None = None) -> RollbackResult:
+        self.roll_back()
+        return self.require_stable_within(timeout)
+
+    def require_not_stable_for(self, seconds: float) -> None:
+        """The bad release must not reach services-stable on its own (else nothing to roll back)."""
+        if ecs_api.wait_stable(self.ecs, self.spec.cluster, self.spec.name, seconds) is not None:
+            raise RehearsalFailed(f"service {self.spec.name} became stable on the release meant to be bad")
+
+    def require_running(self, version: str) -> None:
+        """The service still points at ``version`` (e.g. after a refused rollback)."""
+        running = ecs_api.image_version(self.ecs, ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["taskDefinition"])
+        if running != version:
+            raise RehearsalFailed(f"service {self.spec.name} runs {running}, expected {version}")
+
+    def break_rollback_state(self, field_name: str) -> None:
+        """Drop one field from the state file, as a half-finished pipeline would."""
+        lines = self.state_path.read_text().splitlines()
+        self.state_path.write_text("".join(f"{line}\n" for line in lines if not line.startswith(f"{field_name}=")))
+
+    def require_rollback_refused(self, naming: str) -> None:
+        try:
+            self.roll_back()
+        except RehearsalFailed as exc:
+            if naming not in exc.one_line():
+                raise RehearsalFailed(f"the rollback was refused, but not for {naming}: {exc.one_line()}") from None
+            self.journal.event("ecs.rollback_refused", exc.one_line())
+            return
+        raise RehearsalFailed(f"the rollback went ahead although the state file is broken ({naming})")
+
+    # Then ---------------------------------------------------------------------------
+    def verify(self, version: str | None = None, requests_per_task: int = 3) -> dict[str, str]:
+        """The service, its only deployment and every task's answers are on the previous release."""
+        self.verify_service()
+        return self.verify_traffic(version, requests_per_task)
+
+    def verify_service(self) -> str:
+        """Service and its single deployment point at PREV_TASK (API state); returns its ARN."""
+        state = read_rollback_state(self.state_path, self.ecs)
+        expected_arn = ecs_api.task_definition_arn(self.ecs, state.prev_task)
+        service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
+        deployments = service["deployments"]
+        if service["taskDefinition"] != expected_arn:
+            raise RehearsalFailed(f"service {self.spec.name} runs {service['taskDefinition'].rsplit('/', 1)[-1]}, not PREV_TASK {state.prev_task}")
+        if len(deployments) != 1 or deployments[0]["taskDefinition"] != expected_arn:
+            found = ", ".join(f"{d['status']} {d['taskDefinition'].rsplit('/', 1)[-1]}" for d in deployments)
+            raise RehearsalFailed(f"service {self.spec.name} should have one deployment on {state.prev_task}; found {found}")
+        self.journal.event("ecs.verified_service", f"service {self.spec.name} and its only deployment run {state.prev_task}",
+                           fidelity=Fidelity.SIMULATED.value)
+        return str(expected_arn)
+
+    def verify_traffic(self, version: str | None = None, requests_per_task: int = 3) -> dict[str, str]:
+        """Real HTTP to every running task: each must answer with the previous version."""
+        state = read_rollback_state(self.state_path, self.ecs)
+        expected = version or ecs_api.image_version(self.ecs, state.prev_task)
+        served = self._served_versions(requests_per_task)
+        wrong = {address: v for address, v in served.items() if v != expected}
+        share = 100.0 * (len(served) - len(wrong)) / len(served) if served else 0.0
+        self.journal.measure("ecs.tasks_serving_previous_version", share, "%", fidelity=Fidelity.REAL, target=100.0,
+                             bound="min", detail=f"{len(served)} tasks x {requests_per_task} GET /version")
+        if len(served) != self.spec.tasks:
+            raise RehearsalFailed(f"{len(served)} tasks answer, expected {self.spec.tasks}")
+        if wrong:
+            listed = ", ".join(f"{a} served {v}" for a, v in sorted(wrong.items()))
+            raise RehearsalFailed(f"rollback reported stable but not every task serves {expected}: {listed}")
+        self.journal.event("ecs.verified_traffic", f"{len(served)} tasks of {self.spec.name} serve {expected}")
+        return served
+
+    def _served_versions(self, requests_per_task: int) -> dict[str, str]:
+        served: dict[str, str] = {}
+        for task in ecs_api.running_tasks(self.ecs, self.spec.cluster, self.spec.name):
+            if task.address is None:
+                raise RehearsalFailed(f"task {task.arn.rsplit('/', 1)[-1]} has no network binding to send traffic to")
+            if not ecs_api.is_loopback(task.address):
+                raise GameDayError(f"task {task.arn.rsplit('/', 1)[-1]} listens on {task.address}, not on 127.0.0.0/8: "
+                                   "gameday sends no traffic there", fix="open a local tunnel to the tasks, or verify the API state only")
+            answers = {ecs_api.served_version(task.address) for _ in range(requests_per_task)}
+            served[task.address] = answers.pop() if len(answers) == 1 else "mixed:" + ",".join(sorted(answers))
+        return served
+
+    def _guard(self, cluster_arn: str) -> None:
+        service_arn = f"{cluster_arn.replace(':cluster/', ':service/')}/{self.spec.name}"
+        require_rehearsal(self.aws, TargetRef("ECS cluster", self.spec.cluster, cluster_arn),
+                          TargetRef("ECS service", self.spec.name, service_arn), tags_of=ecs_tags(self.ecs))
+
+    def _why(self) -> str:
+        """One line on why a service is not stable: deployments, failures, last event."""
+        try:
+            service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
+        except Exception as exc:  # noqa: BLE001
+            return str(exc)
+        parts = [f"{d['status']} {d['taskDefinition'].rsplit('/', 1)[-1]} running {d['runningCount']}/{d['desiredCount']}"
+                 f" failed {d.get('failedTasks', 0)}" for d in service["deployments"]]
+        events = [e["message"] for e in service.get("events", []) if "stopped" in e["message"]][:1]
+        return "; ".join(parts + events)

@@ -1,0 +1,63 @@
+"""Time-to-rollback, split the way a post-mortem splits it.
+
+    T0 bad deploy applied -> T_detect alarm rule held -> T_act rollback issued
+    -> T_done rollout complete -> T_recover signals back at baseline, 100 % on stable
+
+detect = T_detect - T0, decide = T_act - T_detect, act = T_done - T_act,
+recover = T_recover - T_done, total = T_recover - T0.  Alarm windows may be compressed
+(a 2-minute rule rehearsed in 10 s): ``scale`` records by how much, and every report
+states it, because the detect and recover phases shrink with it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from gameday.errors import ConfigError, RehearsalFailed
+from gameday.journal import Journal
+
+PHASES = ("detect", "decide", "act", "recover", "total")
+_BOUNDS = {"detect": ("t0", "detected"), "decide": ("detected", "acted"), "act": ("acted", "done"),
+           "recover": ("done", "recovered"), "total": ("t0", "recovered")}
+
+
+@dataclass
+class RollbackTimeline:
+    scale: float = 1.0
+    marks: dict[str, float] = field(default_factory=dict)  # epoch seconds
+
+    def mark(self, name: str, at: float | None = None) -> float:
+        self.marks[name] = time.time() if at is None else at
+        return self.marks[name]
+
+    def phase(self, name: str) -> float | None:
+        if name not in _BOUNDS:
+            raise ConfigError(f"unknown rollback phase {name!r}", fix=f"use one of: {', '.join(PHASES)}")
+        start, end = _BOUNDS[name]
+        if start in self.marks and end in self.marks:
+            return self.marks[end] - self.marks[start]
+        return None
+
+    def record(self, journal: Journal | None, targets: dict[str, float] | None = None) -> dict[str, float]:
+        """Put every measured phase in the journal, with its target where one is given."""
+        targets = targets or {}
+        unknown = set(targets) - set(PHASES)
+        if unknown:
+            raise ConfigError(f"unknown rollback phase {', '.join(sorted(unknown))}", fix=f"use: {', '.join(PHASES)}")
+        measured = {name: value for name in PHASES if (value := self.phase(name)) is not None}
+        if journal is not None:
+            for name, value in measured.items():
+                detail = f"alarm windows compressed {self.scale:g}x" if self.scale != 1 and name in ("detect", "recover", "total") else ""
+                journal.measure(f"time to {name}" if name != "total" else "time to rollback (total)", value, "s",
+                                target=targets.get(name), detail=detail)
+        return measured
+
+    def require_within(self, targets: dict[str, float]) -> None:
+        missing = [name for name in targets if self.phase(name) is None]
+        if missing:
+            raise RehearsalFailed(f"phase {', '.join(missing)} was not measured: the rehearsal did not get that far")
+        missed = [f"{name} {self.phase(name):.1f} s > {limit:g} s" for name, limit in targets.items()
+                  if (self.phase(name) or 0) > limit]
+        if missed:
+            raise RehearsalFailed("rollback missed the runbook's targets: " + "; ".join(missed))
