@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from gameday import settings
+from gameday.console import console, err_console, print_error
 from gameday.errors import GameDayError
 from gameday.lifecycle import install_signal_handlers
-
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 # Sub-command groups live beside the code they drive; they load when first used, so
 # `gameday run` never pays for importing the cluster or AWS stacks.
@@ -112,7 +109,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, standalone_mode=False)
     except GameDayError as exc:
-        err_console.print(f"[red]error:[/red] {exc.one_line()}", highlight=False)
+        print_error(exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         err_console.print("interrupted")

@@ -25,6 +25,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "database": {
         "local": "gameday.database.local:LocalPostgres",
         "container": "gameday.database.container:PostgresContainerDatabase",
+        "dsn": "gameday.database.existing:ExistingDatabase",
     },
     "cluster": {
         "local": "gameday.cluster.local:LocalCluster",

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
+from gameday.console import err_console as console
+from gameday.console import one_line_errors
 from gameday.errors import GameDayError
-
-console = Console(stderr=True, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _one_line_errors(command: F) -> F:
-    """A GameDayError is one line and its exit code, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except GameDayError as exc:
-            console.print(f"[red]error:[/] {exc.one_line()}", highlight=False)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
 
 _images = click.option("--images", "images", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
                        help="extra image catalog (repeatable; later files win)")
@@ -46,7 +25,7 @@ def aws() -> None:
 @click.option("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
 @click.option("--no-tasks", is_flag=True, help="API state only: do not run ECS tasks as processes")
 @_images
-@_one_line_errors
+@one_line_errors
 def moto_command(port: int | None, no_tasks: bool, images: tuple[Path, ...]) -> None:
     """Run moto in the foreground until Ctrl-C; prints the environment for aws/boto3."""
     from gameday.aws.moto_server import MotoServer
@@ -72,7 +51,7 @@ def moto_command(port: int | None, no_tasks: bool, images: tuple[Path, ...]) -> 
 @click.option("--interval", type=int, default=5, show_default=True, help="health check interval, seconds")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="services-stable bound, seconds")
 @_images
-@_one_line_errors
+@one_line_errors
 def ecs_rollback_command(tasks: int, good: str, bad: str, repository: str, interval: int, timeout: float,
                          images: tuple[Path, ...]) -> None:
     """Rehearse the checklist's ECS rollback on a local moto with real task processes."""
@@ -96,7 +75,7 @@ def ecs_rollback_command(tasks: int, good: str, bad: str, repository: str, inter
 
 @aws.command("check-state")
 @click.argument("path", type=click.Path(path_type=Path), default=Path(".rollback_state"))
-@_one_line_errors
+@one_line_errors
 def check_state_command(path: Path) -> None:
     """Validate a .rollback_state file (fields, PREV_TASK registered) against the AWS in the
     environment (AWS_ENDPOINT_URL for moto, or your account: read-only calls)."""

@@ -6,7 +6,6 @@ kubectl works from another shell; its state lives in <cache>/clusters/<name>/sta
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -16,34 +15,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 
 from gameday.cluster import build as builder
 from gameday.cluster.daemon import pid_alive, read_state, state_dir
-from gameday.errors import EnvironmentNotReady, GameDayError
+from gameday.console import err_console as console
+from gameday.console import one_line_errors
+from gameday.errors import EnvironmentNotReady
 from gameday.lifecycle import tail, wait_until
 
 UP_TIMEOUT_S = 300.0
 DOWN_TIMEOUT_S = 60.0
-console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _one_line_errors(command: F) -> F:
-    """Show a GameDayError as one line and exit with its code, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except GameDayError as exc:
-            console.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _progress(status: Any) -> Callable[[str], None]:
@@ -74,7 +60,7 @@ def cluster(ctx: click.Context, name: str) -> None:
 @cluster.command("build")
 @click.option("--version", default=None, help="Kubernetes version v1.X.Y (default: the pinned one)")
 @click.option("--force", is_flag=True, help="rebuild even when the cache holds a build")
-@_one_line_errors
+@one_line_errors
 def build_command(version: str | None, force: bool) -> None:
     """Build etcd and the Kubernetes control-plane binaries into the cache (once per version)."""
     with console.status("building") as status:
@@ -87,7 +73,7 @@ def build_command(version: str | None, force: bool) -> None:
 @click.option("--nodes", default=1, show_default=True, type=click.IntRange(0, 20), help="process-kubelet nodes")
 @click.option("--version", default=None, help="Kubernetes version v1.X.Y (default: the pinned one)")
 @click.pass_obj
-@_one_line_errors
+@one_line_errors
 def up(directory: Path, nodes: int, version: str | None) -> None:
     """Start the local cluster in the background and print its kubeconfig."""
     state = _running_state(directory)
@@ -162,7 +148,7 @@ def _stop(directory: Path) -> bool:
 
 @cluster.command("down")
 @click.pass_obj
-@_one_line_errors
+@one_line_errors
 def down(directory: Path) -> None:
     """Stop the local cluster and remove its state, data and logs."""
     with console.status("stopping"):
@@ -172,7 +158,7 @@ def down(directory: Path) -> None:
 
 @cluster.command("status")
 @click.pass_obj
-@_one_line_errors
+@one_line_errors
 def status(directory: Path) -> None:
     """Say whether the local cluster runs, with its node count (exit 1 when not running)."""
     state = _running_state(directory)
@@ -200,7 +186,7 @@ def status(directory: Path) -> None:
 
 @cluster.command("kubeconfig")
 @click.pass_obj
-@_one_line_errors
+@one_line_errors
 def kubeconfig_command(directory: Path) -> None:
     """Print the path of the running cluster's kubeconfig."""
     state = _running_state(directory)
@@ -211,7 +197,7 @@ def kubeconfig_command(directory: Path) -> None:
 
 @cluster.command("services")
 @click.pass_obj
-@_one_line_errors
+@one_line_errors
 def services_command(directory: Path) -> None:
     """List each Service port and the local address the service proxy serves it on."""
     state = _running_state(directory)

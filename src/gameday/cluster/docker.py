@@ -9,59 +9,40 @@ demo image must be loadable into k3s (``k3s ctr images import``).
 
 from __future__ import annotations
 
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from gameday.containers import ContainerProvider
 from gameday.errors import EnvironmentNotReady
 from gameday.journal import Journal
-from gameday.lifecycle import Provider, cancel_cleanup, on_cleanup, temp_dir
+from gameday.lifecycle import temp_dir
 
 DEFAULT_IMAGE = "rancher/k3s:v1.31.4-k3s1"
 
 
-class K3sCluster(Provider):
+class K3sCluster(ContainerProvider):
     name = "k3s-cluster"
 
     def __init__(self, image: str = DEFAULT_IMAGE, *, journal: Journal | None = None, **_: Any) -> None:
         self.image = image
         self.journal = journal
-        self._container: Any = None
         self._kubeconfig: Path | None = None
         self._client: Any = None
-        self._cleanup: int | None = None
 
     def start(self) -> K3sCluster:
-        from gameday.providers import docker_status
+        def make() -> Any:
+            from testcontainers.community.k3s import K3SContainer
 
-        status = docker_status()
-        if not status:
-            raise EnvironmentNotReady(f"k3s cluster: {status.detail}", fix="start Docker, or set GAMEDAY_CLUSTER=local")
-        from testcontainers.community.k3s import K3SContainer
+            return K3SContainer(self.image)
 
-        self._cleanup = on_cleanup(self.stop)
-        try:
-            container = K3SContainer(self.image)
-            self._container = container
-            container.start()
-        except Exception as exc:  # noqa: BLE001 - docker SDK and testcontainers raise many types
-            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise EnvironmentNotReady(f"k3s ({self.image}) did not start: {text}", fix="k3s needs a privileged container") from None
+        container = self._start_container(make, what="k3s cluster", local_setting="GAMEDAY_CLUSTER",
+                                          fix="k3s needs a privileged container")
         self._kubeconfig = temp_dir("k3s") / "kubeconfig"
         self._kubeconfig.write_text(container.config_yaml())
         self._kubeconfig.chmod(0o600)
         if self.journal is not None:
             self.journal.event("cluster.start", f"k3s {self.image} in a container")
         return self
-
-    def stop(self) -> None:
-        container, self._container = self._container, None
-        if container is not None:
-            with suppress(Exception):  # already gone
-                container.stop()
-        if self._cleanup is not None:
-            cancel_cleanup(self._cleanup)
-            self._cleanup = None
 
     @property
     def kubeconfig(self) -> Path:

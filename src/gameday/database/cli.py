@@ -6,13 +6,11 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from gameday import settings
+from gameday.console import console
 from gameday.errors import ConfigError
 from gameday.journal import Journal, Status
-
-console = Console(soft_wrap=True)
 
 
 def _parse_expectations(values: tuple[str, ...]) -> dict[str, int]:

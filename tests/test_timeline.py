@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from gameday.errors import ConfigError, RehearsalFailed
+from gameday.journal import Journal
+from gameday.timeline import RollbackTimeline
+
+
+def timeline() -> RollbackTimeline:
+    t = RollbackTimeline(scale=12)
+    for name, at in (("t0", 100.0), ("detected", 112.5), ("acted", 113.0), ("done", 120.0), ("recovered", 124.0)):
+        t.mark(name, at)
+    return t
+
+
+def test_phases_split_the_total():
+    t = timeline()
+    assert [t.phase(p) for p in ("detect", "decide", "act", "recover", "total")] == [12.5, 0.5, 7.0, 4.0, 24.0]
+
+
+def test_record_puts_targets_and_scale_in_the_journal():
+    journal = Journal()
+    timeline().record(journal, {"act": 5, "total": 30})
+    by_name = {m.name: m for m in journal.loose.measurements}
+    assert by_name["time to act"].passed is False and by_name["time to rollback (total)"].passed is True
+    assert "compressed 12x" in by_name["time to detect"].detail and not by_name["time to act"].detail
+
+
+def test_require_within_names_every_missed_phase():
+    with pytest.raises(RehearsalFailed, match="act 7.0 s > 5 s"):
+        timeline().require_within({"act": 5, "detect": 60})
+    timeline().require_within({"act": 7, "total": 24})
+
+
+def test_an_unreached_phase_fails_and_an_unknown_one_is_bad_input():
+    partial = RollbackTimeline()
+    partial.mark("t0", 1.0)
+    with pytest.raises(RehearsalFailed, match="detect was not measured"):
+        partial.require_within({"detect": 10})
+    with pytest.raises(ConfigError, match="unknown rollback phase"):
+        partial.record(None, {"mitigate": 1})
