@@ -99,7 +99,8 @@ def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = ()
             steps = list(scenario.steps)
             if scenario.templated:
                 # Outline steps hold <placeholders>: check them with the first example row.
-                steps = list(scenario.render(_first_example(scenario)).steps) if _first_example(scenario) else []
+                example = _first_example(scenario)
+                steps = list(scenario.render(example).steps) if example else []
             for step in steps:
                 if not any(d.matches(step.type, step.name) for d in library):
                     raise ConfigError(

@@ -117,3 +117,12 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatch):
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_smoke_queries_run_on_the_restored_copy(source, tmp_path):
+    passing = gate("--dsn", source.dsn, "--smoke", "SELECT count(*) > 0 FROM orders", tmp_path=tmp_path)
+    assert passing.returncode == 0, passing.stdout
+    assert "smoke query answered: SELECT count(*) > 0 FROM orders" in passing.stdout
+    failing = gate("--dsn", source.dsn, "--smoke", "SELECT 1 FROM orders WHERE amount_cents < 0", tmp_path=tmp_path)
+    assert failing.returncode == 1
+    assert "smoke query returned nothing" in failing.stdout

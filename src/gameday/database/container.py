@@ -44,7 +44,7 @@ class PostgresContainerDatabase(ContainerProvider):
             container = PostgresContainer(self.image, username="gameday", password=self._password, dbname=self.database)
             # with_bind_ports() takes a port only; an (ip, port) pair in .ports goes straight to the
             # Docker SDK, so the server is published on loopback only, never on 0.0.0.0
-            container.ports["5432"] = ("127.0.0.1", self.port)
+            container.ports["5432"] = ("127.0.0.1", self.port)  # type: ignore[assignment]
             return container
 
         self._start_container(make, what="container Postgres", local_setting="GAMEDAY_DATABASE",

@@ -65,7 +65,7 @@ class Dsn:
 
     def conninfo(self) -> str:
         """The libpq form, with the password, for connecting."""
-        params = {k: v for k, v in self._params().items() if v is not None}
+        params: dict[str, str | int] = {k: v for k, v in self._params().items() if isinstance(v, (str, int))}
         return make_conninfo("", **params)
 
     def libpq_env(self) -> dict[str, str]:

@@ -123,7 +123,7 @@ def _smoke(conn: psycopg.Connection[Any], query: str) -> Check:
     except psycopg.Error as exc:
         conn.rollback()
         return Check(f"smoke {query}", False, f"smoke query failed: {str(exc).splitlines()[0]}")
-    ok = bool(row) and row[0] not in (None, False, 0)
+    ok = row is not None and row[0] not in (None, False, 0)
     return Check(f"smoke {query}", ok, f"smoke query {'answered' if ok else 'returned nothing'}: {query}")
 
 
