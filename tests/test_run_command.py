@@ -92,3 +92,18 @@ def test_steps_command_lists_the_library():
     result = subprocess.run([sys.executable, "-m", "gameday.cli", "steps"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "the snapshot is restored into a scratch instance" in result.stdout
+
+
+def test_outline_rows_are_told_apart_in_the_journal(tmp_path):
+    feature = tmp_path / "outline.feature"
+    feature.write_text(
+        "Feature: rows\n"
+        "  Scenario Outline: the same sentence for every row\n"
+        "    Given the orders database of the demo service with <count> orders\n"
+        "    Examples:\n      | count |\n      | 3     |\n      | 4     |\n"
+    )
+    result = run(str(feature), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    journal = json.loads((only_report(tmp_path) / "journal.json").read_text())
+    assert [s["name"] for s in journal["scenarios"]] == [
+        "the same sentence for every row [count=3]", "the same sentence for every row [count=4]"]

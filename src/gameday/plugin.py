@@ -90,8 +90,18 @@ def _one_line(exc: BaseException) -> str:
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
     journal = request.config.stash[_JOURNAL_KEY]
     tags = sorted(set(getattr(scenario, "tags", ()) or ()) | set(getattr(feature, "tags", ()) or ()))
-    journal.begin_scenario(scenario.name, feature=feature.name or feature.rel_filename, tags=tags,
-                           test_id=request.node.nodeid)
+    journal.begin_scenario(_scenario_name(request, scenario), feature=feature.name or feature.rel_filename,
+                           tags=tags, test_id=request.node.nodeid)
+
+
+def _scenario_name(request: pytest.FixtureRequest, scenario: Any) -> str:
+    """An outline's name with its example row, so each row reads as its own scenario."""
+    callspec = getattr(request.node, "callspec", None)
+    example = callspec.params.get("_pytest_bdd_example") if callspec is not None else None
+    name = str(scenario.name)
+    if not example or any(str(value) in name for value in example.values()):
+        return name  # the outline's name already tells its rows apart
+    return f"{name} [{', '.join(f'{k}={v}' for k, v in example.items())}]"
 
 
 def pytest_bdd_before_step_call(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any) -> None:

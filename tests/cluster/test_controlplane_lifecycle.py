@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 
@@ -47,6 +48,11 @@ def test_cli_up_status_kubeconfig_down() -> None:
 
         status = runner.invoke(cluster, ["--name", name, "status"])
         assert status.exit_code == 0 and "running" in status.output and "nodes: 0" in status.output, status.output
+
+        # `services` lists what the service proxy serves, read from the running daemon's state
+        services = runner.invoke(cluster, ["--name", name, "services"])
+        assert services.exit_code == 0, services.output
+        assert re.search(r"default/kubernetes:443\s+http://127\.0\.0\.1:\d+", services.output), services.output
     finally:
         down = runner.invoke(cluster, ["--name", name, "down"])
     assert down.exit_code == 0 and "stopped" in down.output, down.output

@@ -30,7 +30,8 @@ def headline(scenario: dict[str, Any], limit: int = 3) -> str:
     """The scenario's key figures: those with targets first (missed ones first of all)."""
     found = scenario_measurements(scenario)
     targeted = [m for m in found if m["target"] is not None]
-    targeted.sort(key=lambda m: m["passed"] is not False)
+    # missed targets first, then the headline of a rollback rehearsal: its total time
+    targeted.sort(key=lambda m: (m["passed"] is not False, m["name"] != "time to rollback (total)"))
     chosen = targeted[:limit] or found[:limit]
     parts = []
     for m in chosen:
