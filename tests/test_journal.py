@@ -53,3 +53,18 @@ def test_reports_render_from_the_journal_file_alone(tmp_path):
     render_all(data, out)
     assert "renamed in the journal" in (out / "summary.md").read_text()
     assert 'name="renamed in the journal"' in (out / "junit.xml").read_text()
+
+
+def test_pipes_in_step_text_do_not_break_the_summary_tables():
+    from gameday.report.summary import render_summary
+
+    journal = Journal(run_id="r3")
+    journal.begin_scenario("a | b")
+    journal.begin_step("When", "the on-call runs \"kubectl get pods | grep demo\"")
+    journal.open_step.finish(Status.PASSED)
+    journal.current_scenario.finish(Status.PASSED)
+    journal.finish()
+    summary = render_summary(journal.to_dict())
+    step_rows = [line for line in summary.splitlines() if "kubectl get pods" in line]
+    assert step_rows == ['| ✅ | When the on-call runs "kubectl get pods \\| grep demo" | 0.00 s |']
+    assert "| a \\| b | ✅ passed |" in summary

@@ -155,12 +155,51 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+OWNER_FILE = "owner.pid"
+
+
 def temp_dir(prefix: str, *, mode: int = 0o700) -> Path:
-    """A temp dir removed at cleanup time."""
+    """A temp dir removed at cleanup time.
+
+    It records the owning pid, so when the harness was killed outright (SIGKILL: no
+    cleanup ran; its processes died with it) the next start sweeps the leftovers away.
+    """
+    sweep_stale_dirs(prefix)
     path = Path(tempfile.mkdtemp(prefix=f"gameday-{prefix}-"))
     path.chmod(mode)
+    (path / OWNER_FILE).write_text(str(os.getpid()))
     on_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
     return path
+
+
+def sweep_stale_dirs(prefix: str) -> list[Path]:
+    """Remove gameday-<prefix>-* temp dirs whose owning process is gone."""
+    removed = []
+    for root in Path(tempfile.gettempdir()).glob(f"gameday-{prefix}-*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # still being created, or not ours to judge
+        if not pid_alive(owner):
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root)
+    return removed
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def stop_process(proc: subprocess.Popen[Any], *, grace: float = 10.0) -> None:
@@ -181,6 +220,32 @@ def stop_process(proc: subprocess.Popen[Any], *, grace: float = 10.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+_PRCTL = None
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A ``preexec_fn``: the kernel kills the child when the thread that started it dies,
+    even by SIGKILL, so a crashed harness leaves no orphan (Linux PR_SET_PDEATHSIG).
+
+    Use it only from a thread that outlives the child (the main thread, a worker that
+    owns the process).  It runs after subprocess switches user, so it survives that.
+    """
+    assert _PRCTL is not None
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _load_prctl() -> None:
+    # Resolved in the parent: a forked child should not load libraries.
+    global _PRCTL
+    import ctypes
+
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+
+
+_load_prctl()
 
 
 def spawn(

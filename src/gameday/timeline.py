@@ -49,6 +49,8 @@ class RollbackTimeline:
         if journal is not None:
             for name, value in measured.items():
                 detail = f"alarm windows compressed {self.scale:g}x" if self.scale != 1 and name in ("detect", "recover", "total") else ""
+                if name == "decide":
+                    detail = "alarm to rollback command; no human is paged in a rehearsal"
                 journal.measure(f"time to {name}" if name != "total" else "time to rollback (total)", value, "s",
                                 target=targets.get(name), detail=detail)
         return measured

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from gameday.cluster.cli import cluster
-from gameday.cluster.daemon import pid_alive, read_state, state_dir
+from gameday.cluster.daemon import read_state, state_dir
 from gameday.cluster.local import LocalCluster
+from gameday.lifecycle import pid_alive
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("built_binaries")]
 

@@ -20,11 +20,11 @@ from typing import Any
 import click
 
 from gameday.cluster import build as builder
-from gameday.cluster.daemon import pid_alive, read_state, state_dir
+from gameday.cluster.daemon import read_state, state_dir
 from gameday.console import err_console as console
 from gameday.console import one_line_errors
 from gameday.errors import EnvironmentNotReady
-from gameday.lifecycle import tail, wait_until
+from gameday.lifecycle import pid_alive, tail, wait_until
 
 UP_TIMEOUT_S = 300.0
 DOWN_TIMEOUT_S = 60.0

@@ -8,10 +8,8 @@ logs live in one temp dir that stop() removes.  The flag sets follow envtest and
 
 from __future__ import annotations
 
-import ctypes
 import json
 import shutil
-import signal
 import ssl
 import subprocess
 import threading
@@ -26,7 +24,16 @@ from typing import Any
 from gameday.cluster import certs, kubeconfig
 from gameday.errors import EnvironmentNotReady
 from gameday.journal import Journal
-from gameday.lifecycle import Provider, free_port, spawn, stop_process, tail, temp_dir, wait_until
+from gameday.lifecycle import (
+    Provider,
+    die_with_parent,
+    free_port,
+    spawn,
+    stop_process,
+    tail,
+    temp_dir,
+    wait_until,
+)
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
@@ -172,12 +179,6 @@ COMPONENTS: list[Component] = [
 ]
 
 
-def _die_with_parent() -> None:
-    # Linux PR_SET_PDEATHSIG: if the Python process that started us dies (even SIGKILL),
-    # the kernel kills this component too, so a crashed harness leaves no orphan.
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-
-
 class ControlPlane(Provider):
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler on 127.0.0.1."""
 
@@ -221,7 +222,7 @@ class ControlPlane(Provider):
         extra: dict[str, Any] = {}
         if threading.current_thread() is threading.main_thread():
             # PDEATHSIG fires when the spawning *thread* exits, so only use it from the main thread.
-            extra["preexec_fn"] = _die_with_parent
+            extra["preexec_fn"] = die_with_parent
         return spawn(argv, log=lay.log(component.name), grace=10.0, **extra)
 
     def _wait_ready(self, component: Component, probe: Probe, proc: subprocess.Popen[Any], log: Path) -> None:

@@ -45,22 +45,6 @@ def read_state(directory: Path) -> dict[str, Any] | None:
         return None
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is dead for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def run(directory: Path, nodes: int, version: str | None) -> int:
     from gameday.cluster.local import LocalCluster
 

@@ -9,7 +9,6 @@ entry the API shows.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -23,16 +22,7 @@ from typing import Any
 
 from gameday.cluster.kubelet_probes import ProbeSpec, ProbeState, ProbeTarget
 from gameday.images import ImageCatalog, ImageNotFound, ImageSpec
-from gameday.lifecycle import cancel_cleanup, on_cleanup
-
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_spawning_thread() -> None:
-    # If the harness dies (even by SIGKILL) the kernel kills the container process too.
-    # PDEATHSIG follows the spawning *thread*: the pod worker, which always outlives its processes.
-    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+from gameday.lifecycle import cancel_cleanup, die_with_parent, on_cleanup
 
 
 def rfc3339(ts: float | None = None) -> str:
@@ -162,7 +152,7 @@ class ContainerRun:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
-                                    preexec_fn=_die_with_spawning_thread)
+                                    preexec_fn=die_with_parent)
         except OSError as exc:
             self.crash_failures += 1
             self.current_termination = {"exitCode": 128, "reason": "StartError", "message": str(exc),

@@ -7,9 +7,7 @@ those modules exist; without them the cluster is control-plane only (pods stay P
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,28 +21,6 @@ from gameday.lifecycle import Provider, temp_dir, wait_until
 
 REHEARSAL_LABEL = "gameday.io/rehearsal"
 NODE_READY_TIMEOUT_S = 90.0
-
-
-OWNER_FILE = "owner.pid"
-
-
-def sweep_stale_dirs() -> list[Path]:
-    """Remove temp dirs of clusters whose owning process died without cleanup (SIGKILL).
-
-    Their processes are already gone (they die with their parent); only files remain.
-    """
-    from gameday.cluster.daemon import pid_alive
-
-    removed = []
-    for root in Path(tempfile.gettempdir()).glob("gameday-cluster-*"):
-        try:
-            owner = int((root / OWNER_FILE).read_text())
-        except (OSError, ValueError):
-            continue  # not ours to judge (still being created, or not a cluster dir)
-        if not pid_alive(owner):
-            shutil.rmtree(root, ignore_errors=True)
-            removed.append(root)
-    return removed
 
 
 def node_names(count: int) -> list[str]:
@@ -111,9 +87,7 @@ class LocalCluster(Provider):
         started = time.monotonic()
         bin_dir = ensure_binaries(self.version, self.progress)
         if self.workdir is None:
-            sweep_stale_dirs()
             self._root, self._owns_root = temp_dir("cluster"), True
-            (self._root / OWNER_FILE).write_text(str(os.getpid()))
         else:
             self._root = self.workdir
             self._root.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ _TEMPLATE = """\
 | Scenario | Verdict | Duration | Key figures |
 |---|---|---|---|
 {% for s in j.scenarios -%}
-| {{ s.name }} | {{ mark(s.status) }} {{ s.status }} | {{ "%.1f" | format(s.duration_s or 0) }} s | {{ headline(s) }} |
+| {{ s.name | cell }} | {{ mark(s.status) }} {{ s.status }} | {{ "%.1f" | format(s.duration_s or 0) }} s | {{ headline(s) | cell }} |
 {% endfor %}
 {%- if simulated %}
 
@@ -36,7 +36,7 @@ _{{ s.feature }}_{% if s.tags %} · tags: {{ s.tags | join(", ") }}{% endif %}
 | | Step | Time |
 |---|---|---|
 {% for st in s.steps -%}
-| {{ mark(st.status) }} | {{ st.keyword }} {{ st.name }}{% if st.error %}<br>→ {{ st.error }}{% endif %} | {{ "%.2f" | format(st.duration_s or 0) }} s |
+| {{ mark(st.status) }} | {{ st.keyword }} {{ st.name | cell }}{% if st.error %}<br>→ {{ st.error | cell }}{% endif %} | {{ "%.2f" | format(st.duration_s or 0) }} s |
 {% endfor %}
 {%- set ms = measurements(s) %}
 {%- if ms %}
@@ -44,7 +44,7 @@ _{{ s.feature }}_{% if s.tags %} · tags: {{ s.tags | join(", ") }}{% endif %}
 | Measurement | Value | Target | Verdict | Observed |
 |---|---|---|---|---|
 {% for m in ms -%}
-| {{ m.name }} | {{ fmt(m) }} | {% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %} | {% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %} | {{ m.fidelity }} |
+| {{ m.name | cell }} | {{ fmt(m) }} | {% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %} | {% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %} | {{ m.fidelity }} |
 {% endfor %}
 {%- endif %}
 {%- endfor %}
@@ -57,6 +57,7 @@ def render_summary(journal: dict[str, Any]) -> str:
     scenarios = journal["scenarios"]
     counts = {k: sum(s["status"] == k for s in scenarios) for k in ("passed", "failed", "error")}
     simulated = any(m["fidelity"] == "simulated" for s in scenarios for m in scenario_measurements(s))
+    env.filters["cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
     template = env.from_string(_TEMPLATE)
     return template.render(
         j=journal, counts=counts, total=sum(s["duration_s"] or 0 for s in scenarios), simulated=simulated,
