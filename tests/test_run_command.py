@@ -107,3 +107,39 @@ def test_outline_rows_are_told_apart_in_the_journal(tmp_path):
     journal = json.loads((only_report(tmp_path) / "journal.json").read_text())
     assert [s["name"] for s in journal["scenarios"]] == [
         "the same sentence for every row [count=3]", "the same sentence for every row [count=4]"]
+
+
+@pytest.mark.postgres
+def test_ctrl_c_stops_everything_and_keeps_the_journal(tmp_path):
+    import os
+    import shutil
+    import signal
+    import tempfile
+    import time
+
+    # a temp dir of its own, reachable by the unprivileged Postgres user when we run as root
+    scratch = Path(tempfile.mkdtemp(prefix="gameday-test-ctrl-c-", dir="/tmp"))
+    scratch.chmod(0o755)
+    feature = tmp_path / "slow.feature"
+    feature.write_text(BACKUP_FEATURE.replace("with 10000 orders", "with 3000000 orders"))
+    proc = subprocess.Popen([sys.executable, "-m", "gameday.cli", "run", str(feature), "-k", "completely"],
+                            cwd=tmp_path, env=dict(os.environ, TMPDIR=str(scratch)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(scratch.glob("gameday-pg-source-*/data/postmaster.pid")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(scratch.glob("gameday-pg-source-*")), "Postgres never started"
+        proc.send_signal(signal.SIGINT)  # Ctrl-C while the orders are being written
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    leftover_dirs = list(scratch.iterdir())
+    shutil.rmtree(scratch, ignore_errors=True)
+    assert proc.returncode == 130, out
+    assert leftover_dirs == [], "temp dirs left behind"
+    leftovers = subprocess.run(["pgrep", "-f", str(scratch)], capture_output=True, text=True)
+    assert leftovers.stdout == "", "processes left behind"
+    journal = json.loads((only_report(tmp_path) / "journal.json").read_text())
+    assert journal["status"] == "interrupted"

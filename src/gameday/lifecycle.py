@@ -158,24 +158,24 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 OWNER_FILE = "owner.pid"
 
 
-def temp_dir(prefix: str, *, mode: int = 0o700) -> Path:
-    """A temp dir removed at cleanup time.
+def temp_dir(prefix: str, *, mode: int = 0o700, base: Path | None = None) -> Path:
+    """A temp dir removed at cleanup time (under ``base``, default the system temp dir).
 
     It records the owning pid, so when the harness was killed outright (SIGKILL: no
     cleanup ran; its processes died with it) the next start sweeps the leftovers away.
     """
-    sweep_stale_dirs(prefix)
-    path = Path(tempfile.mkdtemp(prefix=f"gameday-{prefix}-"))
+    sweep_stale_dirs(prefix, base)
+    path = Path(tempfile.mkdtemp(prefix=f"gameday-{prefix}-", dir=base))
     path.chmod(mode)
     (path / OWNER_FILE).write_text(str(os.getpid()))
     on_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
     return path
 
 
-def sweep_stale_dirs(prefix: str) -> list[Path]:
+def sweep_stale_dirs(prefix: str, base: Path | None = None) -> list[Path]:
     """Remove gameday-<prefix>-* temp dirs whose owning process is gone."""
     removed = []
-    for root in Path(tempfile.gettempdir()).glob(f"gameday-{prefix}-*"):
+    for root in (base or Path(tempfile.gettempdir())).glob(f"gameday-{prefix}-*"):
         try:
             owner = int((root / OWNER_FILE).read_text())
         except (OSError, ValueError):
@@ -184,6 +184,17 @@ def sweep_stale_dirs(prefix: str) -> list[Path]:
             shutil.rmtree(root, ignore_errors=True)
             removed.append(root)
     return removed
+
+
+def traversable_by_others(path: Path) -> bool:
+    """Can another (unprivileged) user reach a folder inside ``path``?"""
+    for part in [path, *path.parents]:
+        try:
+            if not part.stat().st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -21,7 +21,7 @@ from gameday import features as feature_files
 from gameday.journal import Status, load, new_run_id
 from gameday.report.figures import verdict_mark
 
-EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 @dataclass
@@ -115,6 +115,8 @@ def _newest_report(reports: Path, run_id: str) -> Path | None:
 
 def _exit_code(journal: dict[str, Any]) -> int:
     statuses = {s["status"] for s in journal["scenarios"]}
+    if journal["status"] == Status.INTERRUPTED.value or Status.INTERRUPTED.value in statuses:
+        return EXIT_INTERRUPTED
     if Status.ERROR.value in statuses:
         return EXIT_BAD_INPUT
     if statuses - {Status.PASSED.value, Status.SKIPPED.value}:

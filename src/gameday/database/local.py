@@ -14,6 +14,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from gameday.lifecycle import (
     stop_process,
     tail,
     temp_dir,
+    traversable_by_others,
     wait_until,
 )
 
@@ -104,7 +106,7 @@ class LocalPostgres(Provider):
         began = time.monotonic()
         self._bindir = pg_bindir()
         self._account = _server_account()
-        self.root = temp_dir(f"pg-{self.label}", mode=0o755)
+        self.root = temp_dir(f"pg-{self.label}", mode=0o755, base=self._temp_base())
         self._cleanup_handle = on_cleanup(self.stop)
         # The root stays ours but traversable (0755) so the server user reaches its data dir.
         for sub in ("data", "run", "log"):
@@ -186,6 +188,17 @@ class LocalPostgres(Provider):
     def _chown(self, path: Path) -> None:
         if self._account is not None:
             os.chown(path, self._account.pw_uid, self._account.pw_gid)
+
+    def _temp_base(self) -> Path | None:
+        """The system temp dir, unless the server's own user could not reach a folder in it
+        (TMPDIR inside a private home, say): then the shared /tmp."""
+        base = Path(tempfile.gettempdir())
+        if self._account is None or traversable_by_others(base):
+            return None
+        if traversable_by_others(Path("/tmp")):
+            return Path("/tmp")
+        raise ConfigError(f"the Postgres user {self._account.pw_name} cannot reach a folder in {base}",
+                          fix="point TMPDIR at a folder every user can traverse")
 
     def _account_kwargs(self) -> dict[str, Any]:
         if self._account is None:
