@@ -7,7 +7,7 @@ The public surface is small; everything else is internal and may change.
 
 from __future__ import annotations
 
-from typing import Any
+from gameday.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -31,9 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'gameday' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

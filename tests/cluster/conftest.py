@@ -7,6 +7,7 @@ without them the cluster tests are skipped with that instruction.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -32,3 +33,16 @@ def local_cluster(built_binaries: None) -> Iterator[LocalCluster]:
     nodes = int(os.environ.get("GAMEDAY_TEST_NODES", "1"))
     with LocalCluster(nodes=nodes) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def ns(local_cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of its own for one test, deleted after it."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(local_cluster.api_client())
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:8].replace("_", "-")
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name, grace_period_seconds=0)

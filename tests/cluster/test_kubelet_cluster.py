@@ -39,13 +39,6 @@ def cluster(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
     kubelet.backoff = previous
 
 
-@pytest.fixture
-def ns(cluster: LocalCluster) -> Iterator[str]:
-    core = client.CoreV1Api(cluster.api_client())
-    name = f"kl-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name, grace_period_seconds=0)
 
 
 def kubectl(cluster: LocalCluster, *args: str, check: bool = True, timeout: float = 90) -> str:

@@ -6,14 +6,11 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from gameday.cluster.local import LocalCluster
 from gameday.cluster.proxy import ServiceProxy
@@ -22,13 +19,6 @@ from gameday.lifecycle import wait_until
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def ns(local_cluster: LocalCluster) -> Iterator[str]:
-    core = client.CoreV1Api(local_cluster.api_client())
-    name = f"px-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name, grace_period_seconds=0)
 
 
 @pytest.fixture

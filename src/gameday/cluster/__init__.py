@@ -8,7 +8,7 @@ kubelet, service proxy) and any existing cluster reached through a kubeconfig.
 
 from __future__ import annotations
 
-from typing import Any
+from gameday.lazy import lazy_exports
 
 # Resolved lazily so `import gameday.cluster.<part>` stays cheap and free of import cycles.
 _EXPORTS = {
@@ -21,9 +21,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'gameday.cluster' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
