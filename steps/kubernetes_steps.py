@@ -5,6 +5,7 @@ from __future__ import annotations
 from pytest_bdd import given, parsers, then, when
 
 from gameday.load import ErrorRateAbove
+from gameday.timeline import targets_from_table
 
 
 @given(parsers.parse('the demo service runs release "{version}" with {replicas:d} replicas on the rehearsal cluster'))
@@ -49,9 +50,7 @@ def served_by(kubernetes_rehearsal, count, version):
 
 @then("time to rollback meets the runbook's targets:")
 def meets_targets(kubernetes_rehearsal, datatable):
-    targets = {row[0].strip(): float(row[1].split()[0]) for row in datatable[1:]}
-    kubernetes_rehearsal.timeline.record(kubernetes_rehearsal.journal, targets)
-    kubernetes_rehearsal.timeline.require_within(targets)
+    kubernetes_rehearsal.timeline.check_targets(kubernetes_rehearsal.journal, targets_from_table(datatable))
 
 
 @given(parsers.parse('blue runs release "{blue}" and green runs release "{green}" with {replicas:d} replicas each, '

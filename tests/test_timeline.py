@@ -40,3 +40,14 @@ def test_an_unreached_phase_fails_and_an_unknown_one_is_bad_input():
         partial.require_within({"detect": 10})
     with pytest.raises(ConfigError, match="unknown rollback phase"):
         partial.record(None, {"mitigate": 1})
+
+
+def test_targets_table_reads_seconds_and_minutes_and_refuses_the_rest():
+    from gameday.timeline import targets_from_table
+
+    table = [["phase", "target"], ["act", "90 s"], ["total", "5 min"], ["detect", "30"]]
+    assert targets_from_table(table) == {"act": 90.0, "total": 300.0, "detect": 30.0}
+    with pytest.raises(ConfigError, match="'soon' for phase 'act' is not a duration"):
+        targets_from_table([["phase", "target"], ["act", "soon"]])
+    with pytest.raises(ConfigError, match="unknown rollback phase 'mitigate'"):
+        targets_from_table([["phase", "target"], ["mitigate", "10 s"]])

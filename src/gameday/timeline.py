@@ -22,6 +22,28 @@ _BOUNDS = {"detect": ("t0", "detected"), "decide": ("detected", "acted"), "act":
            "recover": ("done", "recovered"), "total": ("t0", "recovered")}
 
 
+_UNITS = {"s": 1.0, "sec": 1.0, "seconds": 1.0, "min": 60.0, "minutes": 60.0, "m": 60.0}
+
+
+def targets_from_table(rows: list[list[str]]) -> dict[str, float]:
+    """A Gherkin table ``| phase | target |`` (``| act | 90 s |``, ``| total | 5 min |``) as seconds."""
+    targets: dict[str, float] = {}
+    for row in rows[1:]:
+        if len(row) < 2:
+            raise ConfigError(f"targets row {row} needs a phase and a target", fix="e.g. | act | 90 s |")
+        phase, text = row[0].strip(), row[1].strip()
+        number, _, unit = text.partition(" ")
+        try:
+            seconds = float(number) * _UNITS[unit.strip() or "s"]
+        except (ValueError, KeyError):
+            raise ConfigError(f"target {text!r} for phase {phase!r} is not a duration",
+                              fix="write seconds or minutes, e.g. 90 s or 2 min") from None
+        if phase not in PHASES:
+            raise ConfigError(f"unknown rollback phase {phase!r}", fix=f"use one of: {', '.join(PHASES)}")
+        targets[phase] = seconds
+    return targets
+
+
 @dataclass
 class RollbackTimeline:
     scale: float = 1.0
@@ -54,6 +76,11 @@ class RollbackTimeline:
                 journal.measure(f"time to {name}" if name != "total" else "time to rollback (total)", value, "s",
                                 target=targets.get(name), detail=detail)
         return measured
+
+    def check_targets(self, journal: Journal | None, targets: dict[str, float]) -> None:
+        """Record every phase against ``targets``, then fail on any phase that missed its target."""
+        self.record(journal, targets)
+        self.require_within(targets)
 
     def require_within(self, targets: dict[str, float]) -> None:
         missing = [name for name in targets if self.phase(name) is None]
