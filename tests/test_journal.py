@@ -68,3 +68,32 @@ def test_pipes_in_step_text_do_not_break_the_summary_tables():
     step_rows = [line for line in summary.splitlines() if "kubectl get pods" in line]
     assert step_rows == ['| ✅ | When the on-call runs "kubectl get pods \\| grep demo" | 0.00 s |']
     assert "| a \\| b | ✅ passed |" in summary
+
+
+def test_report_html_draws_the_traffic_timeline_with_the_rollback_marks(tmp_path):
+    journal = Journal(run_id="r4")
+    journal.begin_scenario("undo under load", feature="k8s")
+    journal.begin_step("Then", "all traffic is served by release 1.0.0 again")
+    series = [{"t": t, "requests": 10, "error_rate": 0.5 if 3 <= t < 6 else 0.0, "p95_ms": 5.0,
+               "versions": {"2.0.0": 1.0} if 3 <= t < 6 else {"1.0.0": 1.0}} for t in range(1, 10)]
+    journal.event("signals", "per second", series=series, marks={"t0": 2.5, "detected": 4.0, "recovered": 6.2},
+                  stable="1.0.0")
+    journal.open_step.finish(Status.PASSED)
+    journal.begin_scenario("no traffic here", feature="db")
+    journal.finish()
+    html = (write_reports(journal, tmp_path) / "report.html").read_text()
+    assert html.count("<svg") == 1  # only the scenario that recorded signals gets a plot
+    for label in ("bad deploy", "alarm", "recovered", "1.0.0 %"):
+        assert label in html
+
+
+def test_scenario_end_actions_run_once_and_never_change_the_verdict():
+    journal = Journal()
+    journal.begin_scenario("s")
+    seen = []
+    journal.at_scenario_end(lambda: seen.append("recorded"))
+    journal.at_scenario_end(lambda: 1 / 0)
+    journal.scenario_ending()
+    journal.scenario_ending()
+    assert seen == ["recorded"]
+    assert [e.kind for e in journal.current_scenario.events] == ["journal-error"]

@@ -1,4 +1,4 @@
-"""`gameday run`: features in, verdicts, exit codes and the three report files out."""
+"""`gameday run`: features in, verdicts, exit codes and the report files out."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ BACKUP_FEATURE = (REPO / "features" / "backup_restore.feature").read_text()
 
 
 @pytest.mark.postgres
-def test_backup_feature_passes_and_writes_three_reports(tmp_path):
+def test_backup_feature_passes_and_writes_the_reports(tmp_path):
     feature = tmp_path / "backup.feature"
     feature.write_text(BACKUP_FEATURE)
     result = run(str(feature), "-k", "completely", cwd=tmp_path)
@@ -46,6 +46,7 @@ def test_backup_feature_passes_and_writes_three_reports(tmp_path):
     assert any("restore time (RTO)" in p.get("name", "") for p in suite.iter("property"))
     summary = (out / "summary.md").read_text()
     assert "**Verdict: PASSED**" in summary and "restore time (RTO)" in summary
+    assert "restore time (RTO)" in (out / "report.html").read_text()
 
 
 @pytest.mark.postgres

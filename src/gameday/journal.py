@@ -12,7 +12,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -183,6 +183,7 @@ class Journal:
         self.scenarios: list[Scenario] = []
         # measurements and events recorded outside any scenario (e.g. `gameday db verify-backup`)
         self.loose = Activity(name="run")
+        self._at_scenario_end: list[Callable[[], None]] = []
 
     # -- structure ---------------------------------------------------------
     @property
@@ -219,6 +220,19 @@ class Journal:
         step = Step(name=text, keyword=keyword)
         scenario.steps.append(step)
         return step
+
+    def at_scenario_end(self, action: Callable[[], None]) -> None:
+        """Run ``action`` just before the current scenario closes, pass or fail (e.g. to
+        record the traffic it saw while the journal still points at the scenario)."""
+        self._at_scenario_end.append(action)
+
+    def scenario_ending(self) -> None:
+        actions, self._at_scenario_end = self._at_scenario_end, []
+        for action in actions:
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - a recorder must never change the verdict
+                self.event("journal-error", f"could not record at scenario end: {exc}")
 
     # -- recording ---------------------------------------------------------
     def measure(

@@ -135,6 +135,7 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
     current = journal.current_scenario
     if current is None:
         return
+    journal.scenario_ending()
     failed_steps = [s for s in current.steps if s.status in (Status.FAILED, Status.ERROR)]
     if failed_steps:
         worst = Status.ERROR if any(s.status == Status.ERROR for s in failed_steps) else Status.FAILED

@@ -48,6 +48,12 @@ def test_rollout_undo_rehearsal_measures_every_phase(tmp_path):
     commands = [e["message"] for s in journal["scenarios"] for st in s["steps"] for e in st["events"]
                 if e["kind"] == "kubectl"]
     assert "kubectl rollout undo deployment/demo" in commands
+    # the traffic the scenario saw is in the journal: errors after the bad deploy, none at the end
+    [signals] = [e["data"] for e in scenario["events"] if e["kind"] == "signals"]
+    after_deploy = [p for p in signals["series"] if p["t"] > signals["marks"]["t0"] and p["error_rate"] is not None]
+    assert max(p["error_rate"] for p in after_deploy) > 0.05
+    assert after_deploy[-1]["error_rate"] == 0 and after_deploy[-1]["versions"] == {"1.0.0": 1.0}
+    assert "<svg" in (next((tmp_path / "r").glob("*/report.html"))).read_text()
 
 
 def test_a_rollback_that_does_not_roll_back_fails_the_rehearsal(tmp_path):

@@ -110,3 +110,27 @@ def golden_signals(records: Sequence[RequestRecord], *, now: float, window_secon
         p99_ms=latency(sample, 99),
         versions=version_share(sample),
     )
+
+
+def signal_series(records: Sequence[RequestRecord], *, start: float, end: float,
+                  step: float = 1.0) -> list[dict[str, object]]:
+    """Golden signals per ``step`` seconds from ``start`` to ``end``, for timelines in reports.
+
+    Each point: ``t`` (seconds after ``start``, bucket end), requests, error_rate, p95_ms
+    and versions (share per version); buckets without requests carry None for the rates.
+    """
+    if step <= 0 or end <= start:
+        return []
+    points: list[dict[str, object]] = []
+    buckets = math.ceil((end - start) / step)
+    for i in range(buckets):
+        lo, hi = start + i * step, min(end, start + (i + 1) * step)
+        sample = window(records, lo, hi)
+        points.append({
+            "t": round(hi - start, 3),
+            "requests": len(sample),
+            "error_rate": error_rate(sample),
+            "p95_ms": latency(sample, 95),
+            "versions": version_share(sample),
+        })
+    return points

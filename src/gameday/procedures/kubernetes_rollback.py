@@ -20,6 +20,7 @@ import jinja2
 from gameday.errors import RehearsalFailed
 from gameday.journal import Journal
 from gameday.load import AllOf, ErrorRateAtMost, LoadGenerator, VersionShare
+from gameday.load.signals import signal_series
 from gameday.load.triggers import Trigger
 from gameday.paths import shipped
 from gameday.procedures.kubectl import Kubectl
@@ -86,6 +87,8 @@ class KubernetesRehearsal:
         self.load = LoadGenerator(self.service_url(), users=users, spawn_rate=users, max_seconds=max_seconds,
                                   workdir=self.workdir, journal=self.journal)
         self.load.start()
+        if self.journal is not None:
+            self.journal.at_scenario_end(self.record_signals)
         assert self.stable_version is not None
         # A baseline first: the stable release must be serving everything before we break it.
         VersionShare(version=self.stable_version, at_least=1.0, window_seconds=2, for_seconds=1).wait(
@@ -101,6 +104,21 @@ class KubernetesRehearsal:
         if self.deployments:
             self.kubectl.run("delete", f"service/{self.service}", "--ignore-not-found", check=False)
         self.deployments.clear()
+
+    def record_signals(self) -> None:
+        """Golden signals per second over the whole scenario, with the timeline's marks,
+        so reports can draw what the traffic saw."""
+        if self.load is None or self.journal is None:
+            return
+        records = self.load.records()
+        if not records:
+            return
+        start, end = records[0].ts, records[-1].ts
+        # about 120 points whatever the length, never finer than half a second
+        series = signal_series(records, start=start, end=end, step=max(0.5, (end - start) / 120))
+        marks = {name: round(at - start, 3) for name, at in self.timeline.marks.items()}
+        self.journal.event("signals", f"golden signals over {end - start:.0f} s of traffic ({len(series)} points)",
+                           series=series, marks=marks, stable=self.stable_version)
 
     # -- the incident ------------------------------------------------------------
     def ship_bad_release(self, version: str, *, deployment: str = "demo") -> None:

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from gameday.journal import Journal
+from gameday.report.html import render_html
 from gameday.report.junit import render_junit
 from gameday.report.summary import render_summary
 
 
 def write_reports(journal: Journal, out: Path) -> Path:
-    """Write journal.json, then render junit.xml and summary.md from what was written."""
+    """Write journal.json, then render junit.xml, summary.md and report.html from what was written."""
     path = journal.write(out)
     render_all(_load(path), out)
     return out
@@ -20,6 +21,7 @@ def write_reports(journal: Journal, out: Path) -> Path:
 def render_all(data: dict[str, Any], out: Path) -> None:
     (out / "junit.xml").write_text(render_junit(data))
     (out / "summary.md").write_text(render_summary(data))
+    (out / "report.html").write_text(render_html(data))
 
 
 def _load(path: Path) -> dict[str, Any]:

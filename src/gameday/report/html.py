@@ -1,0 +1,107 @@
+"""report.html: the run for people, with a timeline of what the traffic saw.
+
+Rendered from the journal alone: a scenario whose journal holds a ``signals`` event
+(golden signals per second, recorded by a rehearsal under load) gets a plot of error
+rate and of the share of requests the stable release served, with the rollback's
+marks (bad deploy, alarm, rollback issued, rollout complete, recovered) drawn on it.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import jinja2
+
+from gameday.report.figures import fmt_measurement, scenario_measurements, verdict_mark
+
+_MARK_LABELS = {"t0": "bad deploy", "detected": "alarm", "acted": "rollback issued", "done": "rollout complete",
+                "recovered": "recovered"}
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>gameday run {{ j.run_id }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
+.passed{color:#17803d}.failed{color:#b42318}.error,.interrupted{color:#b54708}.simulated{color:#6941c6}
+svg{max-width:100%;height:auto}
+</style></head><body>
+<h1>gameday run {{ j.run_id }}</h1>
+<p class="{{ j.status }}"><strong>{{ j.status | upper }}</strong> · started {{ j.start }}</p>
+<table><tr><th>Scenario</th><th>Verdict</th><th>Duration</th></tr>
+{% for s in j.scenarios %}<tr><td><a href="#s{{ loop.index }}">{{ s.name }}</a></td>
+<td class="{{ s.status }}">{{ mark(s.status) }} {{ s.status }}</td><td>{{ "%.1f" | format(s.duration_s or 0) }} s</td></tr>
+{% endfor %}</table>
+{% for s in j.scenarios %}
+<h2 id="s{{ loop.index }}" class="{{ s.status }}">{{ mark(s.status) }} {{ s.name }}</h2>
+<p><em>{{ s.feature }}</em></p>
+{% if s.error %}<p class="{{ s.status }}">{{ s.error }}</p>{% endif %}
+{% set plot = plots[loop.index0] %}{% if plot %}{{ plot | safe }}{% endif %}
+<table><tr><th></th><th>Step</th><th>Time</th></tr>
+{% for st in s.steps %}<tr><td>{{ mark(st.status) }}</td><td>{{ st.keyword }} {{ st.name }}
+{% if st.error %}<br><span class="{{ st.status }}">{{ st.error }}</span>{% endif %}</td>
+<td>{{ "%.2f" | format(st.duration_s or 0) }} s</td></tr>
+{% endfor %}</table>
+{% set ms = measurements(s) %}{% if ms %}
+<table><tr><th>Measurement</th><th>Value</th><th>Target</th><th>Verdict</th></tr>
+{% for m in ms %}<tr><td>{{ m.name }}</td><td class="{{ m.fidelity }}">{{ fmt(m) }}</td>
+<td>{% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %}</td>
+<td>{% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %}</td></tr>
+{% endfor %}</table>{% endif %}
+{% endfor %}
+</body></html>
+"""
+
+
+def render_html(journal: dict[str, Any]) -> str:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    plots = [timeline_svg(s) for s in journal["scenarios"]]
+    return env.from_string(_TEMPLATE).render(j=journal, plots=plots, mark=verdict_mark, fmt=fmt_measurement,
+                                             measurements=scenario_measurements)
+
+
+def _signals(scenario: dict[str, Any]) -> dict[str, Any] | None:
+    for step in scenario["steps"]:
+        for event in step["events"]:
+            if event["kind"] == "signals":
+                return event["data"]  # type: ignore[no-any-return]
+    for event in scenario["events"]:
+        if event["kind"] == "signals":
+            return event["data"]  # type: ignore[no-any-return]
+    return None
+
+
+def timeline_svg(scenario: dict[str, Any]) -> str | None:
+    """An SVG of error rate and stable-release share per second, or None without signals."""
+    data = _signals(scenario)
+    if not data or not data.get("series"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a CI machine
+    from matplotlib import pyplot as plt
+
+    series = data["series"]
+    times = [p["t"] for p in series]
+    errors = [None if p["error_rate"] is None else 100 * p["error_rate"] for p in series]
+    stable = data.get("stable")
+    share = [100 * p["versions"].get(stable, 0.0) if p["requests"] else None for p in series]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True)
+    top.plot(times, [e if e is not None else float("nan") for e in errors], color="#b42318", drawstyle="steps-pre")
+    top.set_ylabel("errors %")
+    bottom.plot(times, [s if s is not None else float("nan") for s in share], color="#17803d", drawstyle="steps-pre")
+    bottom.set_ylabel(f"{stable} %" if stable else "stable %")
+    bottom.set_xlabel("seconds since traffic started")
+    for axis in (top, bottom):
+        axis.set_ylim(-5, 105)
+        axis.grid(alpha=0.3)
+    for name, at in sorted(data.get("marks", {}).items(), key=lambda item: item[1]):
+        for axis in (top, bottom):
+            axis.axvline(at, color="#555", linestyle="--", linewidth=0.8)
+        top.annotate(_MARK_LABELS.get(name, name), (at, 102), rotation=90, fontsize=7, va="top", ha="right")
+    figure.tight_layout()
+    out = io.StringIO()
+    figure.savefig(out, format="svg")
+    plt.close(figure)
+    svg = out.getvalue()
+    return svg[svg.index("<svg"):]  # drop the XML prolog: it is inlined in HTML
