@@ -12,6 +12,7 @@ import secrets
 from typing import Any
 
 from gameday.containers import ContainerProvider
+from gameday.database.admin import recreate_database
 from gameday.database.dsn import Dsn
 from gameday.errors import EnvironmentNotReady
 from gameday.journal import Journal
@@ -66,9 +67,5 @@ class PostgresContainerDatabase(ContainerProvider):
         return str(Dsn.build(host="127.0.0.1", port=self.port, user="gameday", password=self._password, dbname=database))
 
     def create_database(self, name: str) -> str:
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.dsn_for(name)
+        """Create another database on this server (e.g. a scratch copy); returns its DSN."""
+        return recreate_database(Dsn.parse(self.dsn, use_env=False), name)

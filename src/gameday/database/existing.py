@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 from gameday import settings
+from gameday.database.admin import recreate_database
 from gameday.database.dsn import Dsn
 from gameday.database.snapshot import connect_source
 from gameday.errors import ConfigError
@@ -71,8 +69,4 @@ class ExistingDatabase(Provider):
 
     def create_database(self, name: str) -> str:
         """A scratch database beside the target (the role needs CREATEDB)."""
-        with psycopg.connect(self.target.with_database("postgres").conninfo(), autocommit=True,
-                             connect_timeout=10) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.dsn_for(name)
+        return recreate_database(self.target, name)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday import settings
+from gameday.database.admin import recreate_database
 from gameday.database.dsn import Dsn
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.journal import Journal
@@ -249,10 +250,5 @@ class LocalPostgres(Provider):
 
     def create_database(self, name: str) -> str:
         """Create another database on this server (e.g. a scratch copy); returns its DSN."""
-        import psycopg
-
-        with psycopg.connect(self.dsn_for("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.dsn_for(name)
+        return recreate_database(Dsn.parse(self.dsn, use_env=False), name)
 
