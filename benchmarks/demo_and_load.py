@@ -6,8 +6,10 @@ Prints:
   * demo start: spawn -> first /health 200 (memory backend; Postgres backend too when the
     local Postgres provider is available); target < 0.5 s;
   * requests/s one locust process (FastHttpUser, no pause) drives through the demo, counted by
-    the demo's own /metrics, with and without per-request recording, and the overhead ratio;
-  * the in-process cost of writing one record (the locustfile's request listener).
+    the demo's own /metrics, with and without per-request recording, and the overhead ratio:
+    the demo's own locustfile, run as any team's is (with gameday's recorder beside it);
+  * the in-process cost of writing one record (gameday.load.recorder's request listener),
+    reading the release from a header, and from a JSON field of the body.
 Every run is bounded (locust --run-time); all processes are cleaned up on exit.
 """
 
@@ -22,9 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import gameday.demo
 from gameday.demo.process import DemoProcess
 from gameday.lifecycle import run_cleanups
-from gameday.load import LoadGenerator
+from gameday.load import LoadGenerator, LoadProfile, ReleaseReader
+from gameday.load.recorder import Recorder
+
+DEMO_LOCUSTFILE = Path(gameday.demo.__file__).with_name("locustfile.py")
 
 
 def start_time(runs: int, **kwargs: object) -> list[float]:
@@ -44,9 +50,10 @@ def served(demo: DemoProcess) -> int:
 
 def throughput(users: int, seconds: float, record: bool) -> tuple[float, int]:
     """Requests/s the demo served during a steady ``seconds`` window of an unpaced locust run."""
+    profile = LoadProfile(users=users, rate=0, locustfile=DEMO_LOCUSTFILE,
+                          release=ReleaseReader(header=gameday.demo.HEADER))
     with DemoProcess(version="bench") as demo, \
-            LoadGenerator(demo.url, users=users, spawn_rate=users, user_rate=0, max_seconds=seconds + 6,
-                          record=record) as load:
+            LoadGenerator(demo.url, profile=profile, max_seconds=seconds + 6, record=record) as load:
         time.sleep(1.5 if record else 3.0)  # without records start() returns before locust is up
         first, began = served(demo), time.perf_counter()
         time.sleep(seconds)
@@ -55,21 +62,24 @@ def throughput(users: int, seconds: float, record: bool) -> tuple[float, int]:
         return count / elapsed, len(load.records())
 
 
-def record_cost(count: int = 20000) -> float:
-    """Microseconds per call of the locustfile's listener, writing to a real file."""
+class Response:
+    """What the listener reads of a locust response (the demo's /api/orders answer)."""
+
+    status_code = 200
+    headers = {gameday.demo.HEADER: "1.0.0", "Content-Type": "application/json"}
+    content = b'{"orders": [{"id": 1, "customer": "load-1", "amount_cents": 1234}], "version": "1.0.0"}'
+
+
+def record_cost(release: ReleaseReader, count: int = 20000) -> float:
+    """Microseconds per call of the recorder's listener, writing to a real file."""
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["GAMEDAY_LOAD_RECORDS"] = str(Path(tmp) / "r.jsonl")
-        import gameday.load.locustfile as locustfile
-
-        class Response:
-            status_code = 200
-            headers = {"X-Served-By-Version": "1.0.0"}
-
+        recorder = Recorder(Path(tmp) / "r.jsonl", release)
+        response = Response()
         began = time.perf_counter()
         for _ in range(count):
-            locustfile._record_request("GET", "/api/orders", 1.234, response=Response())
+            recorder("GET", "/api/orders", 1.234, response=response)
         cost = (time.perf_counter() - began) / count * 1e6
-        locustfile._out.close()
+        recorder.close()
         return cost
 
 
@@ -99,7 +109,10 @@ def main() -> int:
         print(f"  with per-request records:    {on:7.0f} req/s  ({recorded} records written)")
         print(f"  without records:             {off:7.0f} req/s")
         print(f"  recording overhead:          {(off - on) / off:+.1%} of throughput (noise on a shared box ~ +-5%)")
-        print(f"  listener cost per request:   {record_cost():.1f} us (JSON line, line-buffered write)")
+        header = record_cost(ReleaseReader(header=gameday.demo.HEADER))
+        body = record_cost(ReleaseReader(json="version"))
+        print(f"  listener cost per request:   {header:.1f} us release from a header, {body:.1f} us from a JSON "
+              f"field (JSON line, line-buffered write)")
     finally:
         run_cleanups()
     return 0

@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gameday import project
 from gameday.aws import ecs as ecs_api
 from gameday.aws.moto_server import MotoServer
 from gameday.errors import GameDayError
@@ -28,8 +29,8 @@ from gameday.procedures.ecs_rollback import EcsRollbackRehearsal, EcsService
 
 
 def one_run(aws: MotoServer, run: int, args: argparse.Namespace) -> tuple[float, float]:
-    spec = EcsService(cluster=f"bench-{run}", family=f"orders-bench-{run}", tasks=args.tasks,
-                      health_interval_s=args.interval, health_retries=2, stable_timeout_s=120)
+    spec = EcsService.of(project.load().service(), cluster=f"bench-{run}", family=f"orders-bench-{run}",
+                         tasks=args.tasks, health_interval_s=args.interval, health_retries=2, stable_timeout_s=120)
     with tempfile.TemporaryDirectory() as work:
         rehearsal = EcsRollbackRehearsal(aws, spec, Path(work), Journal())
         started = time.monotonic()
@@ -48,7 +49,7 @@ def moto_alone(args: argparse.Namespace, bound: float) -> bool:
     """The same rollback on moto without the task runner: does services-stable ever pass?"""
     with MotoServer(run_tasks=False) as aws:
         ecs = aws.client("ecs")
-        spec = EcsService(cluster="alone", tasks=args.tasks)
+        spec = EcsService.of(project.load().service(), cluster="alone", tasks=args.tasks)
         ecs_api.ensure_cluster(ecs, spec.cluster)
         good = ecs_api.register(ecs, spec.release("1.0.0"))
         bad = ecs_api.register(ecs, spec.release(args.bad))

@@ -6,7 +6,7 @@ Feature: Rolling back a bad release on Kubernetes
   from the bad deploy to the moment every request is served by the stable release again.
 
   Background:
-    Given the demo service runs release "1.0.0" with 3 replicas on the rehearsal cluster
+    Given the service "demo" runs release "1.0.0" with 3 replicas
     And steady traffic from 4 users
 
   Scenario: A release answering errors is undone with kubectl rollout undo

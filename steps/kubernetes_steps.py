@@ -1,69 +1,288 @@
-"""Steps for Kubernetes rollback rehearsals under load."""
+"""The Kubernetes step library, in the words runbooks use: every name is a parameter.
+
+Services are the project file's (``gameday.yaml``); Deployments are theirs (or a
+blue/green track of theirs).  Durations read "90 seconds", "5 minutes", "2 min".
+Each step's docstring ends with an example line; `gameday steps` shows it.
+"""
 
 from __future__ import annotations
 
-from pytest_bdd import given, parsers, then, when
+from gameday.steps._words import step
+from pytest_bdd import given, then, when
 
-from gameday.load import ErrorRateAbove
+from gameday.load import ErrorRateAbove, LatencyAbove
+from gameday.rehearsals import kubernetes_checks as check
 from gameday.timeline import targets_from_table
 
 
-@given(parsers.parse('the demo service runs release "{version}" with {replicas:d} replicas on the rehearsal cluster'))
-def demo_service_running(kubernetes_rehearsal, version, replicas):
-    kubernetes_rehearsal.deploy(version, replicas)
+# -- the environment ---------------------------------------------------------------------------------
+@given(step('the service "{service}" runs release "{release}" with {replicas:d} replicas'))
+def service_runs(kubernetes_rehearsal, service, release, replicas):
+    """Apply the team's manifests for a release and wait for the rollout.
+    Example: Given the service "checkout-api" runs release "1.4.2" with 3 replicas"""
+    kubernetes_rehearsal.deploy(service, release, replicas)
 
 
-@given(parsers.parse("steady traffic from {users:d} users"))
+@given(step('the team\'s manifests for service "{service}" are applied'))
+def manifests_applied(kubernetes_rehearsal, service):
+    """Apply the manifests as written (their own image and replicas) and wait for the rollout.
+    Example: Given the team's manifests for service "checkout-api" are applied"""
+    kubernetes_rehearsal.deploy(service, None)
+
+
+@given(step('blue runs release "{blue}" and green runs release "{green}" with {replicas:d} replicas each, '
+            'service "{service}" on blue'))
+def blue_green(kubernetes_rehearsal, blue, green, replicas, service):
+    """Two tracks of the service's Deployment side by side; its Service selects blue.
+    Example: Given blue runs release "1.4.2" and green runs release "1.5.0" with 2 replicas each, service "checkout-api" on blue"""
+    kubernetes_rehearsal.deploy_blue_green(service, blue, green, replicas)
+
+
+@given(step("steady traffic from {users:d} users"))
 def steady_traffic(kubernetes_rehearsal, users):
-    kubernetes_rehearsal.start_load(users)
+    """The service's own load (project file) with this many users; a clean baseline is taken first.
+    Example: And steady traffic from 4 users"""
+    kubernetes_rehearsal.start_load(users=users)
 
 
-@when(parsers.parse('release "{version}" is rolled out'))
-def bad_release(kubernetes_rehearsal, version):
-    kubernetes_rehearsal.ship_bad_release(version)
+@given(step('steady traffic on service "{service}"'))
+def steady_traffic_on(kubernetes_rehearsal, service):
+    """The named service's own load as the project file describes it, then a clean baseline.
+    Example: And steady traffic on service "checkout-api\""""
+    kubernetes_rehearsal.start_load(service)
 
 
-@then(parsers.parse("the alarm for an error rate above {percent:g}% for {seconds:g} seconds fires within {timeout:g} seconds"))
-def error_alarm(kubernetes_rehearsal, percent, seconds, timeout):
-    kubernetes_rehearsal.wait_for_alarm(ErrorRateAbove(threshold=percent / 100, for_seconds=seconds), timeout)
+@given(step("a baseline of the golden signals is captured over {seconds:Duration}"))
+def baseline(kubernetes_rehearsal, seconds):
+    """Error rate and p50/p95/p99 of the healthy service; the run stops here if any request fails.
+    Example: And a baseline of the golden signals is captured over 5 seconds"""
+    kubernetes_rehearsal.capture_baseline(seconds)
 
 
-@when(parsers.parse('the on-call engineer runs "{command}"'))
+@given(step('the current revision of deployment "{deployment}" is noted'))
+def note_current(kubernetes_rehearsal, deployment):
+    """Remember the Deployment's revision now (kubectl rollout history) as {revision}.
+    Example: And the current revision of deployment "checkout-api" is noted"""
+    kubernetes_rehearsal.note_revision(deployment, "current")
+
+
+# -- the incident ----------------------------------------------------------------------------------------
+@when(step('release "{release}" is rolled out'))
+def bad_release(kubernetes_rehearsal, release):
+    """The bad deploy (t0) of the service under load: its Deployment's container set to the release.
+    Example: When release "1.5.0-bad" is rolled out"""
+    kubernetes_rehearsal.roll_out(release)
+
+
+@when(step('release "{release}" of deployment "{deployment}" is rolled out'))
+def bad_release_of(kubernetes_rehearsal, release, deployment):
+    """The bad deploy (t0) of a named Deployment.
+    Example: When release "1.5.0-bad" of deployment "checkout-api" is rolled out"""
+    kubernetes_rehearsal.roll_out(release, deployment)
+
+
+@when(step('release "{release}" of deployment "{deployment}" is rolled out with the fault "{fault}"'))
+def bad_release_with_fault(kubernetes_rehearsal, release, deployment, fault):
+    """The bad deploy of a good build: the harness breaks this release's pods (error-rate=F,
+    latency-ms=N, crash-on-start, never-ready), any image.
+    Example: When release "1.5.0" of deployment "checkout-api" is rolled out with the fault "error-rate=0.5\""""
+    kubernetes_rehearsal.roll_out(release, deployment, fault=fault)
+
+
+@when(step('service "{service}" is switched to {track}'))
+def switch_service(kubernetes_rehearsal, service, track):
+    """The blue-green cut-over (t0): the Service's selector moves to a track.
+    Example: When service "checkout-api" is switched to green"""
+    kubernetes_rehearsal.switch_service(service, track)
+
+
+@then(step("the alarm for an error rate above {percent:g}% for {window:Duration} fires within {timeout:Duration}"))
+def error_alarm(kubernetes_rehearsal, percent, window, timeout):
+    """Detection: the alert rule holds on the service's own traffic.
+    Example: Then the alarm for an error rate above 5% for 2 minutes fires within 5 minutes"""
+    kubernetes_rehearsal.wait_for_alarm(ErrorRateAbove(threshold=percent / 100, for_seconds=window), timeout)
+
+
+@then(step("the alarm for p{p:d} latency above {factor:g} × baseline for {window:Duration} fires within "
+           "{timeout:Duration}"))
+def latency_alarm(kubernetes_rehearsal, p, factor, window, timeout):
+    """Detection on latency against the baseline captured before the incident.
+    Example: Then the alarm for p95 latency above 2 × baseline for 5 minutes fires within 10 minutes"""
+    kubernetes_rehearsal.wait_for_alarm(LatencyAbove(p=p, factor=factor, for_seconds=window), timeout)
+
+
+# -- the on-call's actions ------------------------------------------------------------------------------
+@when(step('the on-call engineer runs "{command}"'))
 def on_call_runs(kubernetes_rehearsal, command):
-    kubernetes_rehearsal.run_rollback(command)
+    """A kubectl line from the runbook, on the rehearsal cluster; {revision} is the noted one.
+    Example: When the on-call engineer runs "kubectl rollout undo deployment/checkout-api --to-revision={revision}\""""
+    kubernetes_rehearsal.run_command(command)
 
 
-@then(parsers.parse('all traffic is served by release "{version}" again within {timeout:g} seconds'))
-def traffic_recovered(kubernetes_rehearsal, version, timeout):
-    kubernetes_rehearsal.wait_recovered(version, timeout)
+@when(step('the on-call engineer notes the previous revision in the rollout history of deployment "{deployment}"'))
+def note_previous(kubernetes_rehearsal, deployment):
+    """kubectl rollout history; the revision before the current one is remembered as {revision}.
+    Example: When the on-call engineer notes the previous revision in the rollout history of deployment "checkout-api\""""
+    kubernetes_rehearsal.note_revision(deployment, "previous")
 
 
-@then(parsers.parse('deployment "{deployment}" runs release "{version}"'))
-def deployment_runs(kubernetes_rehearsal, deployment, version):
-    kubernetes_rehearsal.require_image(deployment, version)
+@when(step('the on-call engineer undoes the rollout of deployment "{deployment}"'))
+def undo(kubernetes_rehearsal, deployment):
+    """kubectl rollout undo deployment/D.
+    Example: When the on-call engineer undoes the rollout of deployment "checkout-api\""""
+    kubernetes_rehearsal.undo(deployment)
 
 
-@then(parsers.parse('the last {count:d} requests were served by release "{version}"'))
-def served_by(kubernetes_rehearsal, count, version):
-    kubernetes_rehearsal.require_served_by(version, last=count)
+@when(step('the on-call engineer undoes the rollout of deployment "{deployment}" to the noted revision'))
+def undo_to_noted(kubernetes_rehearsal, deployment):
+    """kubectl rollout undo deployment/D --to-revision=<the noted revision>.
+    Example: When the on-call engineer undoes the rollout of deployment "checkout-api" to the noted revision"""
+    kubernetes_rehearsal.undo(deployment, "noted")
+
+
+@when(step('the on-call engineer undoes the rollout of deployment "{deployment}" to revision {revision:d}'))
+def undo_to(kubernetes_rehearsal, deployment, revision):
+    """kubectl rollout undo deployment/D --to-revision=N.
+    Example: When the on-call engineer undoes the rollout of deployment "checkout-api" to revision 2"""
+    kubernetes_rehearsal.undo(deployment, revision)
+
+
+@when(step('the on-call engineer pauses the rollout of deployment "{deployment}"'))
+def pause(kubernetes_rehearsal, deployment):
+    """kubectl rollout pause: halt a rolling update where it stands.
+    Example: When the on-call engineer pauses the rollout of deployment "checkout-api\""""
+    kubernetes_rehearsal.kubectl_action(deployment, "rollout", "pause", "deployment/{deployment}")
+
+
+@when(step('the on-call engineer resumes the rollout of deployment "{deployment}"'))
+def resume(kubernetes_rehearsal, deployment):
+    """kubectl rollout resume.
+    Example: When the on-call engineer resumes the rollout of deployment "checkout-api\""""
+    kubernetes_rehearsal.kubectl_action(deployment, "rollout", "resume", "deployment/{deployment}")
+
+
+@when(step('the on-call engineer scales deployment "{deployment}" to {replicas:d} replicas'))
+def scale(kubernetes_rehearsal, deployment, replicas):
+    """kubectl scale deployment/D --replicas=N.
+    Example: When the on-call engineer scales deployment "checkout-api-green" to 0 replicas"""
+    kubernetes_rehearsal.kubectl_action(deployment, "scale", "deployment/{deployment}", f"--replicas={replicas}")
+
+
+@when(step('the on-call engineer sets the image of deployment "{deployment}" to release "{release}"'))
+def set_image(kubernetes_rehearsal, deployment, release):
+    """kubectl set image deployment/D container=repository:release.
+    Example: When the on-call engineer sets the image of deployment "checkout-api" to release "1.4.2\""""
+    kubernetes_rehearsal.set_image(deployment, release)
+
+
+@when(step('the on-call engineer switches service "{service}" back to the {track} track'))
+def switch_back(kubernetes_rehearsal, service, track):
+    """kubectl patch service: the selector back on a track.
+    Example: When the on-call engineer switches service "checkout-api" back to the blue track"""
+    kubernetes_rehearsal.switch_back(service, track)
+
+
+# -- the checks ---------------------------------------------------------------------------------------------
+@then(step('the rollout of deployment "{deployment}" completes within {timeout:Duration}'))
+def rollout_completes(kubernetes_rehearsal, deployment, timeout):
+    """kubectl rollout status --timeout; after the on-call acted, this ends the "act" phase.
+    Example: Then the rollout of deployment "checkout-api" completes within 120 seconds"""
+    kubernetes_rehearsal.rollout_completes(deployment, timeout)
+
+
+@then(step('deployment "{deployment}" runs release "{release}"'))
+def deployment_runs(kubernetes_rehearsal, deployment, release):
+    """The image of the Deployment's container is repository:release.
+    Example: Then deployment "checkout-api" runs release "1.4.2\""""
+    check.require_image(kubernetes_rehearsal, deployment, release)
+
+
+@then(step('deployment "{deployment}" is back at the noted revision'))
+def back_at_noted(kubernetes_rehearsal, deployment):
+    """The current ReplicaSet is the noted revision's pod template (undo gives it a new number).
+    Example: Then deployment "checkout-api" is back at the noted revision"""
+    check.require_noted_revision(kubernetes_rehearsal, deployment)
+
+
+@then(step('all replicas of deployment "{deployment}" are ready'))
+def replicas_ready(kubernetes_rehearsal, deployment):
+    """Ready and updated replicas equal the desired count.
+    Example: Then all replicas of deployment "checkout-api" are ready"""
+    check.require_ready(kubernetes_rehearsal, deployment)
+
+
+@then(step('the pods of deployment "{deployment}" are Running with at most {restarts:d} restarts'))
+def pods_running(kubernetes_rehearsal, deployment, restarts):
+    """Every pod of the current ReplicaSet is Running and restarted at most N times.
+    Example: Then the pods of deployment "checkout-api" are Running with at most 0 restarts"""
+    check.require_pods_running(kubernetes_rehearsal, deployment, restarts)
+
+
+@then(step('the {endpoint:w} endpoint of service "{service}" answers {status:d}'))
+def endpoint_answers(kubernetes_rehearsal, endpoint, service, status):
+    """GET the health, ready or version endpoint the project file names, through the Service.
+    Example: Then the health endpoint of service "checkout-api" answers 200"""
+    check.require_endpoint(kubernetes_rehearsal, service, endpoint, status)
+
+
+@then(step('service "{service}" selects the {track} track'))
+def service_selects(kubernetes_rehearsal, service, track):
+    """The Service's selector is on a track.
+    Example: Then service "checkout-api" selects the blue track"""
+    check.require_selector(kubernetes_rehearsal, service, track)
+
+
+@then(step('all traffic is served by release "{release}" again within {timeout:Duration}'))
+def traffic_recovered(kubernetes_rehearsal, release, timeout):
+    """Recovery: errors at most 1 % and every request served by the release, held 3 s.
+    Example: Then all traffic is served by release "1.4.2" again within 60 seconds"""
+    check.wait_recovered(kubernetes_rehearsal, release, timeout)
+
+
+@then(step('the last {count:d} requests were served by release "{release}"'))
+def served_by(kubernetes_rehearsal, count, release):
+    """The release each of the last N responses named.
+    Example: And the last 50 requests were served by release "1.4.2\""""
+    check.require_served_by(kubernetes_rehearsal, release, last=count)
+
+
+@then(step('release "{release}" serves at least {percent:g}% of traffic'))
+def serves_share(kubernetes_rehearsal, release, percent):
+    """The release's share of the last 10 s of responses.
+    Example: Then release "1.4.2" serves at least 95% of traffic"""
+    check.share_at_least(kubernetes_rehearsal, release, percent)
+
+
+@then(step("p{p:d} latency stays below {ms:g} ms for {seconds:Duration}"))
+def latency_below(kubernetes_rehearsal, p, ms, seconds):
+    """pN latency under a bound, held.
+    Example: Then p99 latency stays below 250 ms for 10 seconds"""
+    check.latency_within(kubernetes_rehearsal, p, below_ms=ms, hold=seconds, timeout=seconds + 10)
+
+
+@then(step("p{p:d} latency is within {factor:g} × baseline within {timeout:Duration}"))
+def latency_within_factor(kubernetes_rehearsal, p, factor, timeout):
+    """pN latency at most k × the baseline's pN (held 3 s), reached within T.
+    Example: Then p95 latency is within 2 × baseline within 1 minute"""
+    check.latency_within(kubernetes_rehearsal, p, factor=factor, hold=3, timeout=timeout)
+
+
+@then(step("p{p:d} latency is back to baseline within {timeout:Duration}"))
+def latency_back(kubernetes_rehearsal, p, timeout):
+    """pN latency back within 1.5 × the baseline's pN (at least 20 ms: loopback noise), held 3 s.
+    Example: Then p99 latency is back to baseline within 5 minutes"""
+    check.latency_within(kubernetes_rehearsal, p, factor=1.5, hold=3, timeout=timeout)
+
+
+@then(step("the error rate stays below {percent:g}% for {seconds:Duration}"))
+def error_rate_below(kubernetes_rehearsal, percent, seconds):
+    """Error rate strictly under X % over the next S seconds (10 s allowed to settle).
+    Example: Then the error rate stays below 0.1% for 30 seconds"""
+    check.error_rate_stays_below(kubernetes_rehearsal, percent, seconds)
 
 
 @then("time to rollback meets the runbook's targets:")
 def meets_targets(kubernetes_rehearsal, datatable):
+    """Detect / decide / act / recover / total against the runbook's targets (a | phase | target | table).
+    Example: Then time to rollback meets the runbook's targets:"""
     kubernetes_rehearsal.timeline.check_targets(kubernetes_rehearsal.journal, targets_from_table(datatable))
-
-
-@given(parsers.parse('blue runs release "{blue}" and green runs release "{green}" with {replicas:d} replicas each, '
-                     'service "demo" on blue'))
-def blue_green(kubernetes_rehearsal, blue, green, replicas):
-    kubernetes_rehearsal.deploy_blue_green(blue, green, replicas)
-
-
-@when(parsers.parse('service "demo" is switched to {track}'))
-def switch_service(kubernetes_rehearsal, track):
-    kubernetes_rehearsal.switch_service(track)
-
-
-@then(parsers.parse('service "demo" selects the {track} track'))
-def service_selects(kubernetes_rehearsal, track):
-    kubernetes_rehearsal.require_selector(track)

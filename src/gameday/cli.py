@@ -56,17 +56,53 @@ def cli() -> None:
               help="where reports/<run-id>/ go (default: $GAMEDAY_REPORTS or ./reports)")
 @click.option("--run-id", default=None, help="name of this run's report folder")
 @click.option("--steps", "step_modules", multiple=True, metavar="MODULE",
-              help="extra step-definition module (importable), repeatable")
+              help="extra step-definition module (importable name or .py file), repeatable; its steps and "
+                   "fixtures override the library's")
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="project file (default: $GAMEDAY_CONFIG, else the nearest gameday.yaml upward, else the demo's)")
+@click.option("--images", "images", multiple=True, type=click.Path(path_type=Path),
+              help="extra image catalog file for the embedded cluster, repeatable (later files win)")
 @click.option("-k", "select", default=None, help="only scenarios whose name matches this pytest -k expression")
 @click.option("-v", "--verbose", is_flag=True, help="show pytest's own output and tracebacks")
 def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_modules: tuple[str, ...],
-        select: str | None, verbose: bool) -> None:
-    """Run game-day features (default: the shipped features/) and write reports."""
+        config: Path | None, images: tuple[Path, ...], select: str | None, verbose: bool) -> None:
+    """Run game-day features (default: the project's features/, else the shipped ones) and write reports."""
+    import os
+
     from gameday.runner import run_features
 
+    if images:
+        os.environ["GAMEDAY_IMAGES"] = os.pathsep.join(str(p.resolve()) for p in images)
     result = run_features(paths, reports=reports or Path(settings.get("reports")), run_id=run_id,
-                          step_modules=step_modules, select=select, console=console, verbose=verbose)
+                          step_modules=step_modules, config=config, select=select, console=console,
+                          verbose=verbose)
     sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--manifests", type=click.Path(path_type=Path), default=None,
+              help="folder (or file) of your Kubernetes manifests (default: k8s/, kubernetes/, manifests/, deploy/)")
+@click.option("--kustomize", type=click.Path(path_type=Path), default=None, help="a kustomization folder instead")
+@click.option("--command", "command", required=True,
+              help='how to run your service locally, e.g. "{python} {dir}/app.py" or "node {dir}/server.js" '
+                   "(it must listen on $HOST:$PORT)")
+@click.option("--version-env", default="APP_VERSION", show_default=True,
+              help="the environment variable your service reads its release from")
+@click.option("--release-header", default=None, help="the response header naming the release that served it")
+@click.option("--release-json", default=None, help="or: the JSON body field naming it (dotted path)")
+@click.option("--users", type=click.IntRange(1, 1000), default=4, show_default=True, help="load users")
+@click.option("--request", "requests", multiple=True, metavar="PATH",
+              help="a GET path your users call, for the load (repeatable; edit gameday.yaml for more)")
+def init(manifests: Path | None, kustomize: Path | None, command: str, version_env: str,
+         release_header: str | None, release_json: str | None, users: int, requests: tuple[str, ...]) -> None:
+    """Scaffold gameday.yaml, features/rollback.feature and the pytest glue from your manifests."""
+    from gameday.scaffold import init as scaffold
+
+    for path in scaffold(Path.cwd(), manifests=manifests, kustomize=kustomize, command=command,
+                         version_env=version_env, release_header=release_header, release_json=release_json,
+                         users=users, requests=requests):
+        console.print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    console.print("next: `gameday run` (embedded cluster) — see README.md, 'Rehearse your own service'")
 
 
 @cli.command()
@@ -76,8 +112,14 @@ def steps(step_modules: tuple[str, ...]) -> None:
     from gameday.features import step_library
 
     for definition in sorted(step_library(step_modules), key=lambda d: (d.module, d.kind, d.pattern)):
+        fields = ", ".join(definition.parser.parser.named_fields) if hasattr(definition.parser, "parser") else ""
         console.print(f"[dim]{definition.module.rsplit('.', 1)[-1]:>16}[/dim]  [bold]{definition.kind:<5}[/bold] "
-                      f"{definition.pattern}", highlight=False)
+                      f"{definition.text}", highlight=False, soft_wrap=True)
+        if definition.summary:
+            console.print(f"{'':>24}[dim]{definition.summary}" + (f" (parameters: {fields})" if fields else "")
+                          + "[/dim]", highlight=False, soft_wrap=True)
+        if definition.example:
+            console.print(f"{'':>24}[dim]e.g.[/dim] {definition.example}", highlight=False, soft_wrap=True)
 
 
 @cli.command()

@@ -7,7 +7,9 @@ line naming the file and line, and nothing is provisioned.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,22 @@ class StepDefinition:
     pattern: str
     module: str
     parser: Any
+    func: Any = None
+
+    @property
+    def text(self) -> str:
+        """The pattern as a feature author reads it (internal type names dropped)."""
+        return self.pattern.replace(":Name}", "}")
+
+    @property
+    def example(self) -> str:
+        doc = (getattr(self.func, "__doc__", None) or "").strip()
+        return next((line.split("Example:", 1)[1].strip() for line in doc.splitlines() if "Example:" in line), "")
+
+    @property
+    def summary(self) -> str:
+        doc = (getattr(self.func, "__doc__", None) or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
 
     def matches(self, kind: str, text: str) -> bool:
         return (self.kind in ("*", kind)) and self.parser.is_matching(text)
@@ -60,21 +78,47 @@ def parse(path: Path) -> Feature:
         raise ConfigError(f"feature {path} is not UTF-8 text", fix="save it as UTF-8") from None
 
 
+def load_module(spec: str) -> Any:
+    """A step module by importable name, or by path to a .py file (a team's own steps)."""
+    try:
+        if spec.endswith(".py"):
+            path = Path(spec).resolve()
+            name = f"gameday_user_steps_{path.stem}_{abs(hash(str(path))) % 10**8}"
+            if name in sys.modules:
+                return sys.modules[name]
+            found = importlib.util.spec_from_file_location(name, path)
+            if found is None or found.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(found)
+            sys.modules[name] = module
+            found.loader.exec_module(module)
+            return module
+        return importlib.import_module(spec)
+    except FileNotFoundError:
+        raise ConfigError(f"step module {spec} does not exist", fix="fix the path or module name") from None
+    except Exception as exc:  # noqa: BLE001 - any import failure of the user's module is bad input
+        line = getattr(exc, "lineno", None)
+        where = f"{spec}:{line}" if isinstance(exc, SyntaxError) and line else spec
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(f"step module {where} does not import: {type(exc).__name__}: {first}",
+                          fix="fix the module so `python -c 'import ...'` works") from None
+
+
 def step_library(extra_modules: Iterable[str] = ()) -> list[StepDefinition]:
-    """Every step definition of gameday.steps plus ``extra_modules``."""
+    """Every step definition of gameday.steps plus ``extra_modules`` (names or .py paths)."""
     import gameday.steps as package
 
     names = [f"gameday.steps.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
     found: list[StepDefinition] = []
     for name in [*names, *extra_modules]:
-        module = importlib.import_module(name)
+        module = load_module(name)
         for attr, value in vars(module).items():
             if not attr.startswith("pytestbdd_stepdef_"):
                 continue
             context = _step_context(value)
             if context is not None:
                 found.append(StepDefinition(kind=context.type or "*", pattern=context.parser.name,
-                                            module=name, parser=context.parser))
+                                            module=name, parser=context.parser, func=context.step_func))
     return found
 
 
@@ -89,8 +133,10 @@ def _step_context(fixture: Any) -> Any:
     return step_function_context_registry.get(marker)
 
 
-def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = ()) -> list[Feature]:
-    """Parse every feature and check that each step has a definition."""
+def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = (),
+             check: Any = None) -> list[Feature]:
+    """Parse every feature and check that each step has a definition; ``check(arguments, where)``
+    then vets what a step names (services, deployments, releases) before anything starts."""
     files = feature_files(paths)
     features = [parse(f) for f in files]
     library = step_library(extra_step_modules)
@@ -102,11 +148,14 @@ def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = ()
                 example = _first_example(scenario)
                 steps = list(scenario.render(example).steps) if example else []
             for step in steps:
-                if not any(d.matches(step.type, step.name) for d in library):
+                match = next((d for d in library if d.matches(step.type, step.name)), None)
+                if match is None:
                     raise ConfigError(
                         f'{path}:{step.line_number}: no step definition matches "{step.keyword} {step.name}"',
                         fix="fix the wording (see `gameday steps`) or pass --steps MODULE with your own definitions",
                     )
+                if check is not None:
+                    check(match.parser.parse_arguments(step.name) or {}, f"{path}:{step.line_number}")
     return features
 
 

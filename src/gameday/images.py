@@ -1,19 +1,22 @@
 """The image catalog: container image references mapped to local commands.
 
 There is no container runtime on a rehearsal machine, so the process kubelet and the
-ECS task runner turn an image reference (``gameday/demo:1.1.0``) into a local command
+ECS task runner turn an image reference (``shop/checkout-api:1.1.0``) into a local command
 through this catalog.  Each process is told where to listen through ``$HOST`` (its own
 127.x address) and ``$PORT`` (the container port), and gets the pod's or task's env
-on top of the tag's env.  Users add images with their own catalog files.
+on top of the tag's env.  Users add images with their own catalog files.  ``command``
+may use ``{python}`` (this interpreter), ``{tag}`` and ``{dir}`` (the catalog file's
+folder); a tag's ``fault:`` breaks that release of any HTTP service (see gameday.faults).
 
-Example (scenarios/images.yaml)::
+Example (the ``images:`` of a project file, or a catalog file given with ``--images``)::
 
     images:
-      - repository: gameday/demo
-        command: ["{python}", "-m", "gameday.demo"]
+      - repository: shop/checkout-api
+        command: ["node", "{dir}/server.js"]
         port: 8080
         tags:
-          "1.0.0": {env: {DEMO_VERSION: "1.0.0"}}
+          "1.0.0": {env: {APP_VERSION: "1.0.0"}}
+          "1.1.0-bad": {env: {APP_VERSION: "1.1.0-bad"}, fault: "error-rate=0.5"}
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import yaml
 
 from gameday.errors import ConfigError
-from gameday.paths import shipped
+from gameday.faults import FaultSpec, parse_fault
 
 
 class ImageNotFound(LookupError):
@@ -39,6 +42,7 @@ class ImageSpec:
     argv: list[str]
     env: dict[str, str]
     port: int | None
+    fault: FaultSpec = FaultSpec()  # what the harness breaks in this release (wrap_command)
 
     def command(self, args: list[str] | None = None) -> list[str]:
         return self.argv + list(args or [])
@@ -52,6 +56,8 @@ class _Repository:
     env: dict[str, str]
     tags: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    directory: str = ""  # the catalog file's folder, for {dir}
+    faults: dict[str, FaultSpec] = field(default_factory=dict)
 
 
 def split_reference(image: str) -> tuple[str, str]:
@@ -71,10 +77,10 @@ class ImageCatalog:
 
     @classmethod
     def load(cls, *paths: Path) -> ImageCatalog:
-        """The shipped catalog plus any user catalogs (later files win)."""
-        catalog = cls()
-        for path in (shipped("scenarios") / "images.yaml", *paths):
-            catalog.add_file(Path(path))
+        """The project's catalog (its ``images:``, see gameday.project) plus catalog files (later win)."""
+        from gameday import project
+
+        catalog: ImageCatalog = project.load().catalog(*paths)
         return catalog
 
     def add_file(self, path: Path) -> None:
@@ -87,23 +93,32 @@ class ImageCatalog:
             where = f"{path}:{line + 1}" if line is not None else str(path)
             raise ConfigError(f"image catalog {where} is not valid YAML", fix="fix the YAML syntax") from None
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-            raise ConfigError(f"image catalog {path} needs a top-level 'images:' list", fix="see scenarios/images.yaml")
-        for index, entry in enumerate(data["images"]):
-            self._repos_from_entry(path, index, entry)
+            raise ConfigError(f"image catalog {path} needs a top-level 'images:' list", fix="see images: in README.md's project file reference")
+        self.add_entries(data["images"], path)
+
+    def add_entries(self, entries: list, source: Path) -> None:
+        """Validate and add catalog entries already parsed from YAML (``source`` is their file,
+        named in errors and used for ``{dir}``).  Later entries win."""
+        if not isinstance(entries, list):
+            raise ConfigError(f"{source}: image catalog entries must be a list", fix="see images: in README.md's project file reference")
+        for index, entry in enumerate(entries):
+            self._repos_from_entry(Path(source), index, entry)
 
     def _repos_from_entry(self, path: Path, index: int, entry: Any) -> None:
         where = f"{path} images[{index}]"
         if not isinstance(entry, dict) or "repository" not in entry or "command" not in entry:
-            raise ConfigError(f"{where} needs 'repository' and 'command'", fix="see scenarios/images.yaml")
+            raise ConfigError(f"{where} needs 'repository' and 'command'", fix="see images: in README.md's project file reference")
         command = entry["command"]
         if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
             raise ConfigError(f"{where}: 'command' must be a list of strings", fix='e.g. ["{python}", "-m", "app"]')
         tags = entry.get("tags") or {}
         if not isinstance(tags, dict):
-            raise ConfigError(f"{where}: 'tags' must be a mapping of tag -> {{env: ...}}", fix="see scenarios/images.yaml")
+            raise ConfigError(f"{where}: 'tags' must be a mapping of tag -> {{env: ...}}", fix="see images: in README.md's project file reference")
+        faults: dict[str, FaultSpec] = {}
         for tag, spec in tags.items():
             if spec is not None and not isinstance(spec, dict):
-                raise ConfigError(f"{where}: tag {tag!r} must map to {{env: ..., args: ...}}", fix="see scenarios/images.yaml")
+                raise ConfigError(f"{where}: tag {tag!r} must map to {{env: ..., args: ...}}", fix="see images: in README.md's project file reference")
+            faults[str(tag)] = parse_fault((spec or {}).get("fault"), where=f"{where} tag {str(tag)!r}")
         port = entry.get("port")
         repo = _Repository(
             name=str(entry["repository"]),
@@ -112,6 +127,8 @@ class ImageCatalog:
             env={k: str(v) for k, v in (entry.get("env") or {}).items()},
             tags={str(t): dict(s or {}) for t, s in tags.items()},
             source=where,
+            directory=str(path.resolve().parent),
+            faults=faults,
         )
         self._repos[repo.name] = repo
 
@@ -135,13 +152,14 @@ class ImageCatalog:
             raise ImageNotFound(f"{repo.name}:{tag} not found (known tags: {', '.join(sorted(repo.tags))})")
         spec = repo.tags.get(tag, {})
         env = {**repo.env, **{k: str(v) for k, v in (spec.get("env") or {}).items()}}
-        argv = [part.replace("{python}", sys.executable).replace("{tag}", tag) for part in repo.command]
+        argv = [part.replace("{python}", sys.executable).replace("{tag}", tag).replace("{dir}", repo.directory)
+                for part in repo.command]
         argv += [str(a) for a in spec.get("args") or []]
-        return ImageSpec(image=image, argv=argv, env=env, port=repo.port)
+        return ImageSpec(image=image, argv=argv, env=env, port=repo.port, fault=repo.faults.get(tag, FaultSpec()))
 
     def _find_repository(self, name: str) -> _Repository | None:
         # Match the full path first, then without registry host, then the last path part,
-        # so "registry.local:5000/gameday/demo" and "demo" both find "gameday/demo".
+        # so "registry.local:5000/shop/cart" and "cart" both find "shop/cart".
         parts = name.split("/")
         for i in range(len(parts)):
             candidate = "/".join(parts[i:])

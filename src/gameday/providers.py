@@ -118,5 +118,15 @@ def choose(kind: str, explicit: str | None = None, *, docker: Callable[[], Docke
 
 
 def provider(kind: str, explicit: str | None = None, **options: Any) -> Any:
-    """An unstarted provider instance for ``kind``: ``with provider("database") as db: ...``"""
-    return choose(kind, explicit).load()(**options)
+    """An unstarted provider instance for ``kind``: ``with provider("database") as db: ...``
+
+    Every caller (the CLI, the fixtures, the pytest plugin) comes through here; with a
+    ``journal`` in ``options`` the run records which provider was chosen and why.
+    """
+    choice = choose(kind, explicit)
+    journal = options.get("journal")
+    if journal is not None:
+        journal.environment.setdefault("providers", {})[kind] = {"name": choice.name, "why": choice.reason}
+        journal.event("provider", f"{kind}: {choice.name} ({choice.reason})", part=kind, provider=choice.name,
+                      why=choice.reason)
+    return choice.load()(**options)

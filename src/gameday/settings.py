@@ -40,6 +40,13 @@ SETTINGS: dict[str, Setting] = {
                 "daemon answers, else local"),
         Setting("cluster", "auto", "cluster provider: local, k3s (Docker) or kubeconfig; auto = Docker if a daemon "
                 "answers, else local"),
+        Setting("kubeconfig", "", "kubeconfig of an existing rehearsal cluster for the kubeconfig provider "
+                "(default: $KUBECONFIG, else ~/.kube/config)"),
+        Setting("kube-context", "", "context in that kubeconfig (default: its current context)"),
+        Setting("config", "", "project file (gameday.yaml) to use; default: the nearest one upward from the working "
+                "directory, else the shipped demo project"),
+        Setting("images", "", "extra image catalog files for the embedded cluster and ECS tasks, separated by "
+                "the path separator (:)"),
         Setting("aws", "moto", "AWS target: moto (local API, ECS tasks as processes) or real (only targets tagged "
                 "gameday:rehearsal=true)"),
         Setting("aws-region", "us-east-1", "region of the local moto AWS"),

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from gameday import project
 from gameday.aws.moto_server import MotoServer
 from gameday.journal import Journal
 from gameday.procedures.ecs_rollback import EcsRollbackRehearsal, EcsService
+from gameday.project import demo_project_file
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,12 +37,13 @@ def fresh_journal() -> Journal:
     return Journal()
 
 
-def quick_service(repository: str = "gameday/demo", tasks: int = 3) -> EcsService:
-    """A service on its own cluster, with 1 s health checks so tests stay short."""
+def quick_service(repository: str | None = None, tasks: int = 3) -> EcsService:
+    """The demo project's service on its own cluster, with 1 s health checks so tests stay short."""
     unique = uuid.uuid4().hex[:8]
-    return EcsService(
-        name="orders", cluster=f"test-{unique}", family=f"orders-{unique}", repository=repository, tasks=tasks,
-        health_interval_s=1, health_retries=2, stable_timeout_s=60,
+    overrides = {"repository": repository} if repository else {}
+    return EcsService.of(
+        project.load(demo_project_file()).service(), name="orders", cluster=f"test-{unique}", family=f"orders-{unique}",
+        tasks=tasks, health_interval_s=1, health_retries=2, stable_timeout_s=60, **overrides,
     )
 
 

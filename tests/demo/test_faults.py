@@ -64,7 +64,7 @@ def test_defaults() -> None:
     assert (config.host, config.port, config.version, config.database_url) == ("127.0.0.1", 8080, "0.0.0-dev", None)
 
 
-# Golden: what each shipped demo tag is.  A change to scenarios/images.yaml must be deliberate.
+# Golden: what each shipped demo tag is.  A change to the demo project's images: must be deliberate.
 GOLDEN_TAGS = {
     "1.0.0": "",
     "1.1.0": "",

@@ -1,5 +1,7 @@
 """Real locust against real demo processes: every request recorded, signals and triggers on it.
 
+The demo's load is its own locustfile (gameday/demo/locustfile.py), run the way any team's
+is, with the release read from the header the demo's project file names.
 Each load run is bounded by max_seconds <= 10 and stopped as soon as the test has seen enough.
 """
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import gameday.demo
 from gameday.demo.process import DemoProcess
 from gameday.errors import ConfigError
 from gameday.lifecycle import free_port
@@ -19,10 +22,19 @@ from gameday.load import (
     ErrorRateAbove,
     ErrorRateAtMost,
     LoadGenerator,
+    LoadProfile,
+    ReleaseReader,
+    RequestSpec,
     VersionShare,
     golden_signals,
 )
 from gameday.load.signals import version_share
+
+DEMO_LOAD = Path(gameday.demo.__file__).with_name("locustfile.py")
+
+
+def demo_load(users: int) -> LoadProfile:
+    return LoadProfile(users=users, locustfile=DEMO_LOAD, release=ReleaseReader(header=gameday.demo.HEADER))
 
 
 def served_api_requests(demo: DemoProcess) -> int:
@@ -34,8 +46,8 @@ def served_api_requests(demo: DemoProcess) -> int:
 def test_two_versions_every_request_recorded_with_its_version(tmp_path: Path) -> None:
     with DemoProcess(version="1.0.0") as good, \
             DemoProcess(version="2.0.0-errors", fault="error-rate=0.5") as bad:
-        with LoadGenerator(good.url, users=3, max_seconds=8, workdir=tmp_path / "good") as load_good, \
-                LoadGenerator(bad.url, users=3, max_seconds=8, workdir=tmp_path / "bad") as load_bad:
+        with LoadGenerator(good.url, profile=demo_load(3), max_seconds=8, workdir=tmp_path / "good") as load_good, \
+                LoadGenerator(bad.url, profile=demo_load(3), max_seconds=8, workdir=tmp_path / "bad") as load_bad:
             time.sleep(3)
             live = load_bad.signals(window_seconds=2)
         now = time.time()
@@ -68,7 +80,7 @@ def test_two_versions_every_request_recorded_with_its_version(tmp_path: Path) ->
 def test_triggers_time_a_bad_deploy_and_its_rollback(tmp_path: Path) -> None:
     stable = DemoProcess(version="1.0.0").start()
     address = {"host": stable.host, "port": stable.port}
-    with LoadGenerator(stable.url, users=4, max_seconds=10, workdir=tmp_path) as load:
+    with LoadGenerator(stable.url, profile=demo_load(4), max_seconds=10, workdir=tmp_path) as load:
         VersionShare("1.0.0", window_seconds=0.5).wait(load, timeout=5)
 
         deployed_at = time.time()  # the "bad deploy": the process on the address is replaced
@@ -94,7 +106,8 @@ def test_triggers_time_a_bad_deploy_and_its_rollback(tmp_path: Path) -> None:
 
 def test_connection_errors_are_records_and_the_run_ends_by_itself(tmp_path: Path) -> None:
     nothing = f"http://127.0.0.1:{free_port()}"
-    load = LoadGenerator(nothing, users=2, max_seconds=3, workdir=tmp_path).start()
+    profile = LoadProfile(users=2, requests=(RequestSpec(path="/health"),), release=ReleaseReader(json="version"))
+    load = LoadGenerator(nothing, profile=profile, max_seconds=3, workdir=tmp_path).start()
     try:
         ErrorRateAbove(threshold=0.9, window_seconds=0.5).wait(load, timeout=5)
         assert load.wait(timeout=10) == 0  # --run-time ends locust on its own
@@ -103,7 +116,7 @@ def test_connection_errors_are_records_and_the_run_ends_by_itself(tmp_path: Path
         load.stop()
         load.stop()  # idempotent
     records = load.records()
-    assert records and all(r.status == 0 and r.version == "none" for r in records)
+    assert records and all(r.status == 0 and r.version == "none" and r.failed for r in records)
     assert "Refused" in (records[0].error or "")
 
 
@@ -113,10 +126,12 @@ def test_connection_errors_are_records_and_the_run_ends_by_itself(tmp_path: Path
         ({"url": "http://10.0.0.8:80"}, "127.0.0.0/8"),
         ({"url": "ftp://127.0.0.1:21"}, "not an http URL"),
         ({"url": "http://[::1]:80"}, "127.0.0.0/8"),
-        ({"url": "http://127.0.0.1:1", "users": 0}, "users=0"),
         ({"url": "http://127.0.0.1:1", "max_seconds": 0}, "max_seconds=0"),
+        ({"url": "http://127.0.0.1:1", "spawn_rate": 0}, "spawn_rate=0"),
+        ({"url": "http://127.0.0.1:1", "profile": None}, "is not a LoadProfile"),
     ],
 )
 def test_bad_load_settings_are_refused_before_starting(kwargs: dict[str, object], words: str) -> None:
+    kwargs = {"profile": LoadProfile(requests=(RequestSpec(path="/"),)), **kwargs}
     with pytest.raises(ConfigError, match=re.escape(words)):
         LoadGenerator(**kwargs)  # type: ignore[arg-type]

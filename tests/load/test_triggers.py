@@ -7,12 +7,16 @@ import time
 import pytest
 
 from gameday.errors import ConfigError
+from gameday.load.baseline import Baseline
 from gameday.load.records import RequestRecord
 from gameday.load.triggers import (
     AllOf,
     ErrorRateAbove,
     ErrorRateAtMost,
+    ErrorRateBelow,
     LatencyAbove,
+    LatencyAtMost,
+    LatencyBelow,
     TriggerTimeout,
     VersionShare,
     trigger_from_data,
@@ -91,10 +95,81 @@ def test_rules_from_data() -> None:
     assert isinstance(both, AllOf) and both.rules[1] == VersionShare("1.0.0")
 
 
+# 10 req/s; from t=0 to t=30 one request in ten fails (10 %) and p95 is 300 ms; from t=30 on
+# none fails, p95 is 100 ms and release 3.1.0 serves three requests in four.
+RECOVERY = [
+    RequestRecord(ts=i / 10, method="GET", path="/cart", status=500 if i % 10 == 0 and i < 300 else 200,
+                  latency_ms=300.0 if i < 300 else 100.0,
+                  version="3.1.0" if i >= 300 and i % 4 else "3.2.0-bad")
+    for i in range(600)
+]
+
+
+@pytest.mark.parametrize(
+    "data, rule, held_at, not_at",
+    [
+        # error rate below X % held for S s: strictly below
+        ({"error-rate-below": {"threshold": 0.1, "for_seconds": 10, "window_seconds": 5}},
+         ErrorRateBelow(threshold=0.1, for_seconds=10, window_seconds=5), 45, 25),
+        ({"error-rate-at-most": {"threshold": 0.05, "for_seconds": 10, "strict": True}},
+         ErrorRateAtMost(threshold=0.05, for_seconds=10, strict=True), 45, 38),
+        # pN below M ms held
+        ({"latency-below": {"p": 95, "below_ms": 300, "for_seconds": 5}},
+         LatencyBelow(p=95, below_ms=300, for_seconds=5), 40, 20),
+        ({"latency-at-most": {"p": 95, "above_ms": 300, "for_seconds": 5}},
+         LatencyAtMost(p=95, above_ms=300, for_seconds=5), 20, None),
+        # pN within k x baseline held (the baseline's p95 was 60 ms: 2 x 60 = 120 ms)
+        ({"latency-at-most": {"p": 95, "factor": 2, "baseline_ms": 60, "for_seconds": 5}},
+         LatencyAtMost(p=95, factor=2, for_seconds=5).with_baseline_value(60), 40, 20),
+        # release R serves at least P % of traffic held
+        ({"version-share": {"version": "3.1.0", "at_least": 0.7, "for_seconds": 10}},
+         VersionShare("3.1.0", at_least=0.7, for_seconds=10), 45, 35),
+        ({"version-share": {"version": "3.1.0", "at_least": 0.8, "for_seconds": 10}},
+         VersionShare("3.1.0", at_least=0.8, for_seconds=10), None, 45),
+    ],
+)
+def test_recovery_rules_from_data(data: dict[str, object], rule: object, held_at: float | None,
+                                  not_at: float | None) -> None:
+    parsed = trigger_from_data(data)
+    assert parsed == rule
+    if held_at is not None:
+        assert parsed.evaluate(RECOVERY, now=held_at)
+    if not_at is not None:
+        assert not parsed.evaluate(RECOVERY, now=not_at)
+
+
+def test_strict_bounds_and_descriptions() -> None:
+    tenth = [RequestRecord(ts=i / 10, method="GET", path="/", status=500 if i % 10 == 0 else 200,
+                           latency_ms=50.0) for i in range(50)]
+    assert ErrorRateAtMost(threshold=0.1).evaluate(tenth, now=4.95)
+    assert not ErrorRateBelow(threshold=0.1).evaluate(tenth, now=4.95)  # 10 % is not below 10 %
+    assert LatencyAtMost(p=50, above_ms=50).evaluate(tenth, now=4.95)
+    assert not LatencyBelow(p=50, below_ms=50).evaluate(tenth, now=4.95)
+    assert ErrorRateBelow(threshold=0.01, for_seconds=30).describe() == "error rate < 1.0% for 30s"
+    assert LatencyBelow(p=99, below_ms=250).describe() == "p99 latency < 250.0ms"
+    assert LatencyAtMost(p=95, factor=2).with_baseline_value(40).describe() == "p95 latency <= 80.0ms"
+    assert ErrorRateBelow(threshold=0.01, for_seconds=30).scaled(10) == ErrorRateBelow(
+        threshold=0.01, for_seconds=3, window_seconds=0.5)
+
+
+def test_latency_rules_take_a_captured_baseline() -> None:
+    baseline = Baseline(requests=100, error_rate=0.0, p50_ms=10.0, p95_ms=30.0, p99_ms=45.0,
+                        versions={"3.1.0": 1.0}, start=0.0, end=5.0)
+    assert LatencyAbove(p=95, factor=3).with_baseline(baseline).threshold_ms == 90
+    assert LatencyAtMost(p=99, factor=2).with_baseline(baseline).baseline_ms == 45
+    assert LatencyAbove(p=95).with_baseline_value(12.5).baseline_ms == 12.5
+    with pytest.raises(ConfigError, match="no p90 latency"):
+        LatencyAbove(p=90).with_baseline(baseline)
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        LatencyAbove(p=95).with_baseline_value(-1)
+
+
 @pytest.mark.parametrize(
     "data, words",
     [
         ({"error-rate-over": {}}, "unknown trigger"),
+        ({"error-rate-at-most": {"strict": 1}}, "strict=1 has the wrong type"),
+        ({"latency-below": {"below_ms": "300ms"}}, "below_ms='300ms' has the wrong type"),
         ({"error-rate-above": {"treshold": 0.05}}, "no option treshold"),
         ({"error-rate-above": {"threshold": "5%"}}, "wrong type"),
         ({"version-share": {"at_least": 1.0}}, "version-share needs version"),

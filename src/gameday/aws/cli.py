@@ -47,20 +47,25 @@ def moto_command(port: int | None, no_tasks: bool, images: tuple[Path, ...]) -> 
 @click.option("--tasks", type=int, default=3, show_default=True)
 @click.option("--good", default="1.0.0", show_default=True, help="the release to roll back to")
 @click.option("--bad", default="2.0.0-crash", show_default=True, help="the broken release")
-@click.option("--repository", default="gameday/demo", show_default=True, help="image repository (in the catalog)")
+@click.option("--service", "service_name", default=None,
+              help="the project file's service to rehearse (default: its default service)")
+@click.option("--config", type=click.Path(path_type=Path), default=None, help="project file (default: the nearest)")
 @click.option("--interval", type=int, default=5, show_default=True, help="health check interval, seconds")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="services-stable bound, seconds")
 @_images
 @one_line_errors
-def ecs_rollback_command(tasks: int, good: str, bad: str, repository: str, interval: int, timeout: float,
-                         images: tuple[Path, ...]) -> None:
+def ecs_rollback_command(tasks: int, good: str, bad: str, service_name: str | None, config: Path | None,
+                         interval: int, timeout: float, images: tuple[Path, ...]) -> None:
     """Rehearse the checklist's ECS rollback on a local moto with real task processes."""
     from gameday.aws.moto_server import MotoServer
     from gameday.journal import Journal
     from gameday.procedures.ecs_rollback import EcsRollbackRehearsal, EcsService
 
     journal = Journal()
-    spec = EcsService(repository=repository, tasks=tasks, health_interval_s=interval, stable_timeout_s=timeout)
+    from gameday import project
+
+    spec = EcsService.of(project.load(config).service(service_name), tasks=tasks, health_interval_s=interval,
+                         stable_timeout_s=timeout)
     with MotoServer(images=list(images)) as server, tempfile.TemporaryDirectory() as work:
         rehearsal = EcsRollbackRehearsal(server, spec, Path(work), journal)
         rehearsal.start(good)

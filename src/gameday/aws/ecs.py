@@ -15,8 +15,6 @@ from botocore.exceptions import ClientError, WaiterError
 from gameday.aws.target import REHEARSAL_TAG
 from gameday.images import split_reference
 
-VERSION_HEADER = "X-Served-By-Version"
-
 
 @dataclass(frozen=True)
 class Release:
@@ -140,13 +138,17 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def served_version(address: str, path: str = "/version", timeout: float = 3.0) -> str:
-    """GET ``path`` from a task and return the version that served it (header, else body)."""
+def served_version(address: str, path: str = "/version", timeout: float = 3.0, *, reader: Any = None) -> str:
+    """GET ``path`` from a task and return the release that served it, read the way the project
+    file says (``reader``, a gameday.load.ReleaseReader), else the start of the body."""
     if not is_loopback(address):
         raise ValueError(f"task address {address} is not a loopback address: gameday only sends traffic to 127.0.0.0/8")
     try:
         with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout) as response:
-            header = response.headers.get(VERSION_HEADER)
-            return str(header or response.read(200).decode(errors="replace").strip())
+            headers, body = response.headers, response.read(65536)
     except urllib.error.HTTPError as exc:
-        return str(exc.headers.get(VERSION_HEADER) or f"HTTP {exc.code}")
+        headers, body, failed = exc.headers, exc.read(65536), f"HTTP {exc.code}"
+    else:
+        failed = ""
+    named = reader.read(headers, body) if reader is not None else None
+    return str(named or failed or body[:200].decode(errors="replace").strip())

@@ -20,10 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from gameday import lifecycle
+from gameday import lifecycle, project
 from gameday.aws import moto_hooks
 from gameday.aws.task_runner import TaskRunner
-from gameday.images import ImageCatalog
 
 
 def _watch_parent(parent: int) -> None:
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--images", type=Path, action="append", default=[], help="extra image catalog")
+    parser.add_argument("--config", type=Path, default=None, help="project file whose images: tasks run")
     parser.add_argument("--interval", type=float, default=0.5, help="task runner poll interval, seconds")
     parser.add_argument("--no-tasks", action="store_true", help="API state only, no task runner")
     args = parser.parse_args(argv)
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runner: TaskRunner | None = None
     if not args.no_tasks:
-        catalog = ImageCatalog.load(*args.images)
+        catalog = project.load(args.config).catalog(*args.images)
         runner = TaskRunner(catalog, args.state_dir / "tasks", moto_hooks.ecs_backends, interval=args.interval)
         moto_hooks.install(runner.on_service_changed)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)

@@ -36,6 +36,7 @@ class MotoServer(Provider):
         self,
         *,
         images: list[Path] | None = None,
+        config: Path | None = None,
         run_tasks: bool = True,
         region: str | None = None,
         port: int | None = None,
@@ -43,6 +44,7 @@ class MotoServer(Provider):
         interval: float = 0.5,
     ) -> None:
         self.images = [Path(p) for p in images or []]
+        self.config = config  # the project file whose images: the task runner runs
         self.run_tasks = run_tasks
         self.region = region or settings.get("aws-region")
         self.port = port
@@ -61,6 +63,8 @@ class MotoServer(Provider):
                 "--state-dir", str(self.state_dir), "--interval", str(self.interval)]
         for path in self.images:
             argv += ["--images", str(path.resolve())]
+        if self.config is not None:
+            argv += ["--config", str(Path(self.config).resolve())]
         if not self.run_tasks:
             argv.append("--no-tasks")
         env = {**os.environ, **self.env(), "PYTHONPATH": _pythonpath()}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.aws.healthcheck import HEALTHY, UNHEALTHY, UNKNOWN, HealthCheck, HealthState
+from gameday.faults import wrap_command
 from gameday.images import ImageCatalog, ImageNotFound
 from gameday.lifecycle import spawn, tail
 
@@ -122,7 +123,7 @@ class TaskProcess:
             port = port or resolved.port
             env = {**os.environ, **resolved.env, **_env_list(spec.get("environment"))}
             env.update(HOST=self.host, PORT=str(port or ""))
-            argv = resolved.command([str(a) for a in spec.get("command") or []])
+            argv = wrap_command(resolved.command([str(a) for a in spec.get("command") or []]), resolved.fault)
             container = ContainerProcess(
                 name=str(spec.get("name", "app")), image=image, port=port, env=env, argv=argv,
                 essential=bool(spec.get("essential", True)),

@@ -72,10 +72,18 @@ def build_command(version: str | None, force: bool) -> None:
 @cluster.command("up")
 @click.option("--nodes", default=1, show_default=True, type=click.IntRange(0, 20), help="process-kubelet nodes")
 @click.option("--version", default=None, help="Kubernetes version v1.X.Y (default: the pinned one)")
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="project file whose images: the nodes run (default: the nearest gameday.yaml, else the demo's)")
+@click.option("--images", "images", multiple=True, type=click.Path(path_type=Path),
+              help="extra image catalog file (images: list), repeatable; later files win")
 @click.pass_obj
 @one_line_errors
-def up(directory: Path, nodes: int, version: str | None) -> None:
+def up(directory: Path, nodes: int, version: str | None, config: Path | None, images: tuple[Path, ...]) -> None:
     """Start the local cluster in the background and print its kubeconfig."""
+    from gameday import project
+
+    chosen = project.locate(config)
+    project.load(chosen).catalog(*images)  # bad input is one line here, before anything starts
     state = _running_state(directory)
     if state:
         console.print(f"already running: {state.get('apiserver', '(starting)')}")
@@ -89,6 +97,9 @@ def up(directory: Path, nodes: int, version: str | None) -> None:
         argv = [sys.executable, "-m", "gameday.cluster.daemon", "--state-dir", str(directory), "--nodes", str(nodes)]
         if version:
             argv += ["--version", version]
+        argv += ["--config", str(chosen)]
+        for image_file in images:
+            argv += ["--images", str(image_file.resolve())]
         log = directory / "daemon.log"
         with log.open("ab") as out:
             # Detached on purpose (own session, not registered for cleanup): it outlives this command.

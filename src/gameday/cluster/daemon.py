@@ -1,6 +1,6 @@
 """The detached supervisor behind `gameday cluster up`: keeps a LocalCluster alive after the CLI exits.
 
-    python -m gameday.cluster.daemon --state-dir DIR [--nodes N] [--version V]
+    python -m gameday.cluster.daemon --state-dir DIR [--nodes N] [--version V] [--config FILE] [--images FILE]...
 
 It writes DIR/state.json (status starting -> ready | failed, pids, ports, kubeconfig path)
 and DIR/kubeconfig, then waits for SIGTERM/SIGINT/SIGHUP and stops every process it
@@ -45,7 +45,9 @@ def read_state(directory: Path) -> dict[str, Any] | None:
         return None
 
 
-def run(directory: Path, nodes: int, version: str | None) -> int:
+def run(directory: Path, nodes: int, version: str | None, config: Path | None = None,
+        images: list[Path] | None = None) -> int:
+    from gameday import project
     from gameday.cluster.local import LocalCluster
 
     stop = threading.Event()
@@ -60,9 +62,11 @@ def run(directory: Path, nodes: int, version: str | None) -> int:
         signal.signal(sig, on_signal)
     base: dict[str, Any] = {"daemon_pid": os.getpid(), "nodes": nodes, "started_at": time.time()}
     write_state(directory, {**base, "status": "starting"})
-    cluster = LocalCluster(nodes=nodes, workdir=directory / "cluster", version=version,
-                           progress=lambda message: print(message, flush=True))
+    cluster = None
     try:
+        catalog = project.load(config).catalog(*(images or []))
+        cluster = LocalCluster(nodes=nodes, workdir=directory / "cluster", version=version, catalog=catalog,
+                               progress=lambda message: print(message, flush=True))
         cluster.start()
         kubeconfig = directory / "kubeconfig"
         shutil.copyfile(cluster.kubeconfig, kubeconfig)
@@ -77,7 +81,8 @@ def run(directory: Path, nodes: int, version: str | None) -> int:
         ready.set()
         print(f"ready: {endpoints['apiserver']} (kubeconfig {kubeconfig})", flush=True)
         while not stop.wait(1.0):
-            dead = [name for name, proc in (cluster.control_plane.processes.items() if cluster.control_plane else [])
+            plane = cluster.control_plane
+            dead = [name for name, proc in (plane.processes.items() if plane else [])
                     if proc.poll() is not None]
             if dead:
                 print(f"component(s) exited: {', '.join(dead)}; stopping", flush=True)
@@ -93,7 +98,8 @@ def run(directory: Path, nodes: int, version: str | None) -> int:
         write_state(directory, {**base, "status": "failed", "error": repr(exc)})
         return 2
     finally:
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(directory / "cluster", ignore_errors=True)
         print("stopped", flush=True)
 
@@ -103,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--version", default=None)
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--images", type=Path, action="append", default=[])
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    return run(args.state_dir, args.nodes, args.version)
+    return run(args.state_dir, args.nodes, args.version, args.config, args.images)
 
 
 if __name__ == "__main__":

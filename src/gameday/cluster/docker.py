@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gameday.cluster.access import ClusterAccess
 from gameday.containers import ContainerProvider
 from gameday.errors import EnvironmentNotReady
 from gameday.journal import Journal
@@ -20,8 +21,13 @@ from gameday.lifecycle import temp_dir
 DEFAULT_IMAGE = "rancher/k3s:v1.31.4-k3s1"
 
 
-class K3sCluster(ContainerProvider):
+class K3sCluster(ClusterAccess, ContainerProvider):
+    """Pods here run real images, which must be in k3s already: with no registry reachable
+    (as on our own machines) nothing can be pulled, so this provider needs images that a
+    registry or ``k3s ctr images import`` provides; reached by port-forward."""
+
     name = "k3s-cluster"
+    owns_cluster = True
 
     def __init__(self, image: str = DEFAULT_IMAGE, *, journal: Journal | None = None, **_: Any) -> None:
         self.image = image
@@ -59,3 +65,7 @@ class K3sCluster(ContainerProvider):
 
     def endpoints(self) -> dict[str, Any]:
         return {"kubeconfig": str(self.kubeconfig)}
+
+    def stop(self) -> None:
+        self.close_access()
+        super().stop()

@@ -11,12 +11,14 @@ reads it without any special handling.
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gameday import settings
+from gameday.cluster.access import REHEARSAL_LABEL, ClusterAccess
 from gameday.cluster.certs import KeyPair
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.lifecycle import Provider
@@ -64,7 +66,13 @@ def server_of(path: Path, context: str | None = None) -> str:
     return str(clusters.get(cluster_name, {}).get("server", ""))
 
 
-class KubeconfigCluster(Provider):
+def default_kubeconfig() -> Path:
+    """GAMEDAY_KUBECONFIG, else the first file of $KUBECONFIG, else ~/.kube/config."""
+    chosen = settings.get("kubeconfig") or (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
+    return Path(chosen or "~/.kube/config").expanduser()
+
+
+class KubeconfigCluster(ClusterAccess, Provider):
     """An existing cluster reached through a kubeconfig; refuses clusters not marked for rehearsal.
 
     A cluster is a rehearsal target when its kube-system namespace, or the namespace gameday
@@ -73,17 +81,19 @@ class KubeconfigCluster(Provider):
     """
 
     name = "kubeconfig-cluster"
-    MARKER = "gameday.io/rehearsal"
+    MARKER = REHEARSAL_LABEL
 
-    def __init__(self, path: Path | str, context: str | None = None, *, namespace: str | None = None) -> None:
-        self.path = Path(path).expanduser()
-        self.context = context
+    def __init__(self, path: Path | str | None = None, context: str | None = None, *, namespace: str | None = None,
+                 **_: Any) -> None:
+        self.path = Path(path).expanduser() if path else default_kubeconfig()
+        self.context = context or settings.get("kube-context") or None
         self.namespace = namespace
         self._client: Any = None
 
     def start(self) -> KubeconfigCluster:
         if not self.path.is_file():
-            raise ConfigError(f"kubeconfig {self.path} does not exist", fix="pass the path of an existing kubeconfig")
+            raise ConfigError(f"kubeconfig {self.path} does not exist",
+                              fix="set GAMEDAY_KUBECONFIG (or KUBECONFIG) to the rehearsal cluster's kubeconfig")
         self.require_rehearsal_target(self.namespace)
         return self
 
@@ -137,6 +147,7 @@ class KubeconfigCluster(Provider):
 
     def stop(self) -> None:
         # Never touches the cluster itself: it is not ours to tear down.
+        self.close_access()
         if self._client is not None:
             self._client.close()
             self._client = None

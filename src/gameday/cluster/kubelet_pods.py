@@ -35,6 +35,8 @@ from gameday.cluster.kubelet_volumes import (
     rewrite_paths,
     sync_volumes,
 )
+from gameday.errors import ConfigError
+from gameday.faults import FAULT_ANNOTATION, FaultSpec, parse_fault, wrap_command
 from gameday.images import ImageCatalog
 
 log = logging.getLogger("gameday.cluster.kubelet")
@@ -202,8 +204,23 @@ class PodWorker:
         else:
             argv = spec.command([expand(str(a), env) for a in run.spec.get("args") or []])
         argv = [rewrite_paths(a, mounts) for a in argv]
+        try:
+            argv = self._with_fault(run, spec.fault, argv)
+        except ConfigError as exc:
+            run.waiting = ("CreateContainerConfigError", exc.one_line())
+            run.next_attempt = now + run.backoff.base
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         run.launch(argv, env, self.dir, self._target(run, env))
+
+    def _with_fault(self, run: ContainerRun, catalog_fault: FaultSpec, argv: list[str]) -> list[str]:
+        """The release's fault (pod annotation gameday.io/fault, else the catalog tag's) wrapped
+        around the container's command; its probe paths stay unbroken, as with a real bad release."""
+        annotation = (self.pod["metadata"].get("annotations") or {}).get(FAULT_ANNOTATION)
+        fault = parse_fault(annotation, f"pod {self.key} annotation {FAULT_ANNOTATION}") if annotation else catalog_fault
+        paths = {kind: ((run.spec.get(f"{kind}Probe") or {}).get("httpGet") or {}).get("path")
+                 for kind in ("readiness", "liveness")}
+        return wrap_command(argv, fault, ready_path=paths["readiness"], live_path=paths["liveness"])
 
     def _show_backoff(self, run: ContainerRun, now: float) -> None:
         pod = f"{self.pod['metadata']['name']}_{self.pod['metadata']['namespace']}({self.uid})"

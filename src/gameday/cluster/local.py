@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gameday.cluster.access import REHEARSAL_LABEL, ClusterAccess, image_missing
 from gameday.cluster.build import ensure_binaries
 from gameday.cluster.controlplane import ControlPlane
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.journal import Journal
 from gameday.lifecycle import Provider, temp_dir, wait_until
 
-REHEARSAL_LABEL = "gameday.io/rehearsal"
 NODE_READY_TIMEOUT_S = 90.0
 
 
@@ -37,7 +37,7 @@ def ready_node_count(api_client: Any) -> int:
     return count
 
 
-class LocalCluster(Provider):
+class LocalCluster(ClusterAccess, Provider):
     """A real control plane plus (when part B is present) process kubelet and service proxy.
 
     Example::
@@ -47,10 +47,11 @@ class LocalCluster(Provider):
     """
 
     name = "local-cluster"
+    owns_cluster = True
 
     def __init__(self, nodes: int = 1, workdir: Path | None = None, version: str | None = None, *,
                  journal: Journal | None = None, catalog: Any = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, **_: Any) -> None:
         if nodes < 0:
             raise ConfigError(f"nodes={nodes} is negative", fix="use --nodes 0 or more")
         self.nodes = nodes
@@ -156,6 +157,18 @@ class LocalCluster(Provider):
             self._client = config.new_client_from_config(config_file=str(self.kubeconfig))
         return self._client
 
+    def check_image(self, image: str) -> None:
+        if self.kubelet is not None:
+            error = image_missing(self.kubelet.catalog, image)  # type: ignore[attr-defined]
+            if error is not None:
+                raise error
+
+    def service_url(self, namespace: str, service: str, port: int) -> str:
+        if self.proxy is None:
+            return super().service_url(namespace, service, port)
+        host, number = self.proxy.address(service, port, namespace)  # type: ignore[attr-defined]
+        return f"http://{host}:{number}"
+
     def pids(self) -> dict[str, int]:
         return self.control_plane.pids() if self.control_plane else {}
 
@@ -173,6 +186,7 @@ class LocalCluster(Provider):
     # -- stop -----------------------------------------------------------------------------
     def stop(self) -> None:
         # Part B first (they talk to the apiserver), then the control plane, then the files.
+        self.close_access()
         for attribute in ("proxy", "kubelet"):
             part = getattr(self, attribute)
             if part is not None:

@@ -18,6 +18,7 @@ The mapping "ns/name:port" -> "127.0.0.1:PORT" is in ``services()`` and in
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -45,6 +46,7 @@ CRD_FILE = Path(__file__).with_name("istio_crd.yaml")
 CONNECT_TIMEOUT_S = 2.0
 DRAIN_IDLE_S = 0.1  # a stale keep-alive connection is closed after this long without traffic
 SYNC_TIMEOUT_S = 30.0
+PUBLISHED_CONFIGMAP = "gameday-service-proxy"
 
 
 @dataclass(eq=False)
@@ -78,6 +80,7 @@ class ServiceProxy(Provider):
         self._connections: dict[str, set[_Connection]] = {}
         self._rebuild_pending = False
         self._lock = threading.Lock()
+        self._publisher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="proxy-publish")
 
     # -- Provider -------------------------------------------------------------------------
     def start(self) -> ServiceProxy:
@@ -120,6 +123,7 @@ class ServiceProxy(Provider):
             self._thread.join(timeout=10)
             self._loop.close()
         self._loop, self._thread = None, None
+        self._publisher.shutdown(wait=True, cancel_futures=True)
         if self._api is not None:
             self._api.close()
             self._api = None
@@ -189,11 +193,14 @@ class ServiceProxy(Provider):
                 self._servers[key] = server
                 self._connections[key] = set()
         self._routes = routes
+        addresses = {key: f"127.0.0.1:{server.sockets[0].getsockname()[1]}" for key, server in self._servers.items()}
         with self._lock:
-            self._addresses = {
-                key: f"127.0.0.1:{server.sockets[0].getsockname()[1]}" for key, server in self._servers.items()
-            }
-        self._write_services_file()
+            changed, self._addresses = addresses != self._addresses, addresses
+        if changed:
+            self._write_services_file()
+            # off the event loop: an API write must never stall forwarding
+            # one writer thread, so the ConfigMap never goes back to an older map
+            asyncio.get_running_loop().run_in_executor(self._publisher, self._publish, addresses)
 
     def _write_services_file(self) -> None:
         try:
@@ -203,6 +210,25 @@ class ServiceProxy(Provider):
             os.replace(tmp, self.services_file)
         except OSError as exc:
             log.warning("could not write %s: %s", self.services_file, exc)
+
+    def _publish(self, addresses: dict[str, str]) -> None:
+        """The address map as ConfigMap kube-system/gameday-service-proxy, so any client holding
+        the kubeconfig (a kubeconfig provider in another process) finds each Service's address."""
+        body = {"metadata": {"name": PUBLISHED_CONFIGMAP, "namespace": "kube-system",
+                             "labels": {"app.kubernetes.io/managed-by": "gameday"}},
+                "data": {"services.json": json.dumps(addresses, sort_keys=True)}}
+        if self._api is None:
+            return
+        core = client.CoreV1Api(self._api)
+        try:
+            try:
+                core.replace_namespaced_config_map(PUBLISHED_CONFIGMAP, "kube-system", body, _request_timeout=10)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                core.create_namespaced_config_map("kube-system", body, _request_timeout=10)
+        except Exception as exc:  # noqa: BLE001 - the local file and services() still hold the map
+            log.warning("could not publish the service addresses: %s", exc)
 
     async def _drain_forever(self) -> None:
         while True:

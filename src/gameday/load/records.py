@@ -1,8 +1,8 @@
 """One record per request the load generator made, and the JSONL file that carries them.
 
-The locustfile (another process) appends one JSON line per request; ``RecordReader``
-follows the file incrementally, so a trigger polling ten times a second parses each
-line once.  Timestamps are wall-clock epoch seconds at the response (when the outcome
+The recorder (gameday.load.recorder, in the locust process) appends one JSON line per
+request; ``RecordReader`` follows the file incrementally, so a trigger polling ten times
+a second parses each line once.  Timestamps are wall-clock epoch seconds at the response (when the outcome
 is known), comparable with the journal's UTC timestamps.
 """
 
@@ -11,34 +11,43 @@ from __future__ import annotations
 import json
 import threading
 from bisect import bisect_left
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HEADER = "X-Served-By-Version"
-NO_VERSION = "none"  # connection errors and responses without the header
+NO_VERSION = "none"  # connection errors and responses that name no release
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps(separators=) builds one per call
 
 
 @dataclass(frozen=True)
 class RequestRecord:
     ts: float  # epoch seconds when the response (or the error) arrived
     method: str
-    path: str  # the route template, e.g. /api/orders/{id}
+    path: str  # the route template, e.g. /cart/{id}
     status: int  # 0 when no HTTP response arrived (connection refused, reset, timeout)
     latency_ms: float
     version: str = NO_VERSION
     error: str | None = None
+    # Whether the request failed, decided where the truth is: the declared request's expected
+    # statuses, or the team locustfile's own verdict (locust's exception, set with
+    # catch_response).  None (records written before this field existed, hand-made ones):
+    # derived from the status, a 5xx or no response at all.
+    failed: bool | None = None
 
-    @property
-    def failed(self) -> bool:
-        """The golden-signal notion of an error: a 5xx or no response at all."""
-        return self.status == 0 or self.status >= 500
+    def __post_init__(self) -> None:
+        if self.failed is None:
+            object.__setattr__(self, "failed", self.status == 0 or self.status >= 500)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # Per request in the locust process: a dict literal and a prebuilt encoder, not asdict().
+        return _encode({"ts": self.ts, "method": self.method, "path": self.path, "status": self.status,
+                        "latency_ms": self.latency_ms, "version": self.version, "error": self.error,
+                        "failed": self.failed})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestRecord:
+        failed = data.get("failed")
         return cls(
             ts=float(data["ts"]),
             method=str(data.get("method", "GET")),
@@ -47,6 +56,7 @@ class RequestRecord:
             latency_ms=float(data["latency_ms"]),
             version=str(data.get("version") or NO_VERSION),
             error=data.get("error"),
+            failed=None if failed is None else bool(failed),
         )
 
 

@@ -34,7 +34,7 @@ def request_rate(records: Sequence[RequestRecord], seconds: float) -> float:
 
 
 def error_rate(records: Sequence[RequestRecord]) -> float | None:
-    """Share of requests that failed (5xx or no response); None when there are none."""
+    """Share of requests that failed (RequestRecord.failed); None when there are none."""
     if not records:
         return None
     return sum(1 for r in records if r.failed) / len(records)

@@ -10,6 +10,16 @@ Rules are scalable: ``rule.scaled(12)`` turns a 2-minute rule into a 10-second o
 rehearsal, and the report states the scale.  Scenarios give rules as data::
 
     {"error-rate-above": {"threshold": 0.05, "for_seconds": 120, "window_seconds": 30}}
+
+The recovery side reads the same way, each "held for ``for_seconds``"::
+
+    {"error-rate-below": {"threshold": 0.01, "for_seconds": 30}}        # strictly below 1 %
+    {"latency-below": {"p": 95, "below_ms": 300, "for_seconds": 30}}    # p95 strictly under 300 ms
+    {"latency-at-most": {"p": 95, "factor": 2, "for_seconds": 30}}      # p95 within 2 x the baseline's
+    {"version-share": {"version": "3.1.0", "at_least": 0.9, "for_seconds": 30}}  # 3.1.0 serves >= 90 %
+
+A rule against the baseline gets its figure with ``rule.with_baseline(baseline)`` (a
+captured gameday.load.Baseline, or records) or ``rule.with_baseline_value(ms)``.
 """
 
 from __future__ import annotations
@@ -19,10 +29,11 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.journal import Journal
+from gameday.load.baseline import Baseline
 from gameday.load.records import RequestRecord
 from gameday.load.signals import error_rate, latency, version_share, window
 
@@ -167,19 +178,29 @@ class ErrorRateAbove(_Sustained):
 
 @dataclass(frozen=True)
 class ErrorRateAtMost(_Sustained):
-    """The recovery side: errors back at (or under) the baseline."""
+    """The recovery side: errors back at (or under) the baseline; ``strict``: below it."""
 
     threshold: float = 0.01
+    strict: bool = False
 
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         rate = error_rate(sample)
-        return rate is not None and rate <= self.threshold
+        if rate is None:
+            return False
+        return rate < self.threshold if self.strict else rate <= self.threshold
 
     def value(self, sample: Sequence[RequestRecord]) -> str:
         return f"error rate {_pct(error_rate(sample))}"
 
     def describe(self) -> str:
-        return f"error rate <= {self.threshold:.1%}{self._held_for()}"
+        return f"error rate {'<' if self.strict else '<='} {self.threshold:.1%}{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class ErrorRateBelow(ErrorRateAtMost):
+    """``ErrorRateBelow(threshold=0.01, for_seconds=30)``: strictly below 1 %, held 30 s."""
+
+    strict: bool = True
 
 
 @dataclass(frozen=True)
@@ -200,13 +221,25 @@ class _LatencyRule(_Sustained):
                               fix="call .with_baseline(records) or give baseline_ms / above_ms")
         return max(self.baseline_ms * self.factor, self.min_ms)
 
-    def with_baseline(self, records: Sequence[RequestRecord]) -> _LatencyRule:
-        """A copy whose baseline is the p-th percentile of ``records`` (e.g. before the deploy)."""
-        baseline = latency(records, self.p)
-        if baseline is None:
+    def with_baseline(self, baseline: Sequence[RequestRecord] | Baseline) -> Self:
+        """A copy whose baseline is the p-th percentile of ``records`` (e.g. before the deploy),
+        or the same percentile of a captured Baseline (p50, p95 or p99)."""
+        if isinstance(baseline, Baseline):
+            value = getattr(baseline, f"p{self.p:g}_ms", None)
+            if value is None:
+                raise ConfigError(f"the baseline has no p{self.p:g} latency", fix="use p50, p95 or p99")
+            return self.with_baseline_value(float(value))
+        value = latency(baseline, self.p)
+        if value is None:
             raise ConfigError("no responses to take a latency baseline from",
                               fix="let the load run against the stable version first")
-        return dataclasses.replace(self, baseline_ms=baseline)
+        return self.with_baseline_value(value)
+
+    def with_baseline_value(self, ms: float) -> Self:
+        """A copy whose baseline pN latency is ``ms``."""
+        if not ms >= 0:
+            raise ConfigError(f"baseline latency {ms!r} ms must be >= 0", fix="give the baseline's pN in ms")
+        return dataclasses.replace(self, baseline_ms=float(ms))
 
     def value(self, sample: Sequence[RequestRecord]) -> str:
         current = latency(sample, self.p)
@@ -225,14 +258,32 @@ class LatencyAbove(_LatencyRule):
 
 @dataclass(frozen=True)
 class LatencyAtMost(_LatencyRule):
+    """pN within ``factor`` x the baseline (or at most ``above_ms``); ``strict``: below it."""
+
     factor: float = 1.5
+    strict: bool = False
 
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         current = latency(sample, self.p)
-        return current is not None and current <= self.threshold_ms
+        if current is None:
+            return False
+        return current < self.threshold_ms if self.strict else current <= self.threshold_ms
 
     def describe(self) -> str:
-        return f"p{self.p:g} latency <= {self.threshold_ms:.1f}ms{self._held_for()}"
+        return f"p{self.p:g} latency {'<' if self.strict else '<='} {self.threshold_ms:.1f}ms{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class LatencyBelow(LatencyAtMost):
+    """``LatencyBelow(p=95, below_ms=300, for_seconds=30)``: p95 strictly under 300 ms, held 30 s
+    (without ``below_ms``: under ``factor`` x the baseline)."""
+
+    strict: bool = True
+    below_ms: float | None = None
+
+    @property
+    def threshold_ms(self) -> float:
+        return self.below_ms if self.below_ms is not None else super().threshold_ms
 
 
 @dataclass(frozen=True)
@@ -284,11 +335,21 @@ class AllOf(Trigger):
 TRIGGERS: dict[str, type[Trigger]] = {
     "error-rate-above": ErrorRateAbove,
     "error-rate-at-most": ErrorRateAtMost,
+    "error-rate-below": ErrorRateBelow,
     "latency-above": LatencyAbove,
     "latency-at-most": LatencyAtMost,
+    "latency-below": LatencyBelow,
     "version-share": VersionShare,
     "all-of": AllOf,
 }
+
+
+def _option_kind(option: dataclasses.Field[Any]) -> str:
+    """``bool``, ``str`` or ``number``, from the option's annotation (a string here)."""
+    annotation = str(option.type)
+    if annotation == "bool":
+        return "bool"
+    return "str" if annotation == "str" else "number"
 
 
 def trigger_from_data(data: Any, where: str = "trigger") -> Trigger:
@@ -317,10 +378,18 @@ def trigger_from_data(data: Any, where: str = "trigger") -> Trigger:
     if missing:
         raise ConfigError(f"{where}: {kind} needs {', '.join(missing)}", fix=f"e.g. {kind}: {{{missing[0]}: ...}}")
     for name, value in options.items():
-        wanted = str if name == "version" else (float, int)
-        if value is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
+        kind_of = _option_kind(known[name])
+        if value is None:
+            continue
+        if kind_of == "bool":
+            ok = isinstance(value, bool)
+        elif kind_of == "str":
+            ok = isinstance(value, str)
+        else:
+            ok = isinstance(value, float | int) and not isinstance(value, bool)
+        if not ok:
             raise ConfigError(f"{where}: {kind}.{name}={value!r} has the wrong type",
-                              fix="give a string" if wanted is str else "give a number")
+                              fix={"bool": "give true or false", "str": "give a string"}.get(kind_of, "give a number"))
     try:
         return cls(**options)
     except ConfigError as exc:

@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gameday.aws import ecs as ecs_api
 from gameday.aws.target import REHEARSAL_TAG, TargetRef, ecs_tags, require_rehearsal
-from gameday.errors import GameDayError, RehearsalFailed
+from gameday.errors import ConfigError, GameDayError, RehearsalFailed
 from gameday.journal import Fidelity, Journal
 
 STATE_FIELDS = ("DEPLOYMENT_ID", "PREV_TASK", "PREV_SHA", "BACKUP_FILE")
@@ -122,15 +122,32 @@ class EcsService:
     name: str = "orders"
     cluster: str = "gameday"
     family: str = ""  # task definition family; defaults to the service name
-    repository: str = "gameday/demo"
+    repository: str = ""  # the image repository (in the image catalog); see of()
     tasks: int = 3
     container_port: int = 8080
     health_interval_s: int = 5
     health_retries: int = 2
     stable_timeout_s: float = 120.0
-    environment: tuple[tuple[str, str], ...] = (("DEMO_SHUTDOWN_GRACE", "1"),)
+    environment: tuple[tuple[str, str], ...] = ()
+    release_reader: Any = None  # gameday.load.ReleaseReader: how a response names its release
+    version_path: str = "/version"
+
+    @classmethod
+    def of(cls, service: Any, **overrides: Any) -> EcsService:
+        """The ECS twin of a project-file service: its image repository, port, release header or field."""
+        from gameday.manifests import Manifests
+
+        manifests = Manifests.load(service)
+        port = manifests.target_port if isinstance(manifests.target_port, int) else cls.container_port
+        fields: dict[str, Any] = {"repository": manifests.repository, "container_port": port,
+                                  "release_reader": service.release,
+                                  "version_path": service.endpoints.version or service.endpoints.health or "/"}
+        return cls(**{**fields, **overrides})
 
     def release(self, version: str) -> ecs_api.Release:
+        if not self.repository:
+            raise ConfigError("the ECS service has no image repository",
+                              fix="build it with EcsService.of(project.service(...)) or pass repository=")
         return ecs_api.Release(
             family=self.family or self.name, repository=self.repository, version=version, container_port=self.container_port,
             health_interval_s=self.health_interval_s, health_retries=self.health_retries,
@@ -346,7 +363,8 @@ class EcsRollbackRehearsal:
             if not ecs_api.is_loopback(task.address):
                 raise GameDayError(f"task {task.arn.rsplit('/', 1)[-1]} listens on {task.address}, not on 127.0.0.0/8: "
                                    "gameday sends no traffic there", fix="open a local tunnel to the tasks, or verify the API state only")
-            answers = {ecs_api.served_version(task.address) for _ in range(requests_per_task)}
+            answers = {ecs_api.served_version(task.address, self.spec.version_path, reader=self.spec.release_reader)
+                       for _ in range(requests_per_task)}
             served[task.address] = answers.pop() if len(answers) == 1 else "mixed:" + ",".join(sorted(answers))
         return served
 

@@ -1,0 +1,1 @@
+"""Rehearsal orchestrators: deploy, break, let the on-call act, measure, prove."""

@@ -1,0 +1,75 @@
+"""Before anything starts: what the features name must exist in the project.
+
+`gameday run` parses every feature and, for each step, checks the names its arguments
+carry: a ``service`` is in the project file and its manifests parse and hold its
+Deployment and Service; a ``deployment`` belongs to a service; a ``release`` (or
+``blue``/``green``) is in the image catalog when the embedded cluster will run it; a
+``fault`` parses.  Each miss is one line naming the feature line and the fix, exit 2,
+before a cluster or any load starts.
+
+    check = Preflight(project, embedded=True)
+    validate(feature_paths, check=check)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gameday.errors import ConfigError
+from gameday.faults import parse_fault
+from gameday.manifests import Manifests
+from gameday.project import Project, Service
+
+RELEASE_KEYS = ("release", "blue", "green")
+
+
+class Preflight:
+    def __init__(self, project: Project, *, embedded: bool) -> None:
+        self.project = project
+        self.embedded = embedded
+        self._manifests: dict[str, Manifests] = {}
+        self._catalog: Any = None
+
+    def manifests(self, service: Service) -> Manifests:
+        if service.name not in self._manifests:
+            self._manifests[service.name] = Manifests.load(service)
+        return self._manifests[service.name]
+
+    def __call__(self, arguments: dict[str, Any], where: str) -> None:
+        try:
+            self._check(arguments)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}", fix=exc.fix) from None
+
+    def _check(self, arguments: dict[str, Any]) -> None:
+        service = None
+        if "service" in arguments:
+            service = self.project.service(str(arguments["service"]))
+            self.manifests(service)
+        if "deployment" in arguments:
+            service = self._owner(str(arguments["deployment"]))
+        if "fault" in arguments:
+            parse_fault(str(arguments["fault"]), f"fault {arguments['fault']!r}")
+        releases = [str(arguments[k]) for k in RELEASE_KEYS if k in arguments]
+        if releases and self.embedded:
+            candidates = [service] if service is not None else list(self.project.services.values())
+            for release in releases:
+                self._release(release, candidates)
+
+    def _owner(self, deployment: str) -> Service:
+        for service in self.project.services.values():
+            if deployment in (service.deployment, f"{service.deployment}-blue", f"{service.deployment}-green"):
+                self.manifests(service)
+                return service
+        known = ", ".join(sorted(s.deployment for s in self.project.services.values()))
+        raise ConfigError(f"deployment {deployment!r} is not a Deployment of any service in {self.project.path} "
+                          f"({known})", fix="name one of those, or add the service to the project file")
+
+    def _release(self, release: str, services: list[Service]) -> None:
+        if self._catalog is None:
+            self._catalog = self.project.catalog()
+        from gameday.cluster.access import image_missing
+
+        errors = [image_missing(self._catalog, self.manifests(s).image(release)) for s in services]
+        if all(errors) and errors:
+            raise errors[0]  # type: ignore[misc]
