@@ -14,6 +14,10 @@ from gameday.load import ErrorRateAbove, LatencyAbove
 from gameday.rehearsals import kubernetes_checks as check
 from gameday.timeline import targets_from_table
 
+# What each argument names, so `gameday run` checks it against the project before anything starts.
+NAMES = {"service": "service", "deployment": "deployment", "release": "release", "blue": "release",
+         "green": "release", "fault": "fault", "users": "load"}
+
 
 # -- the environment ---------------------------------------------------------------------------------
 @given(step('the service "{service}" runs release "{release}" with {replicas:d} replicas'))

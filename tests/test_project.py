@@ -167,3 +167,18 @@ def test_a_feature_naming_an_unknown_deployment_or_release_exits_2_before_anythi
     done = subprocess.run([sys.executable, "-m", "gameday.cli", "run"], cwd=repo, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "deployment 'cart-v2' is not a Deployment of any service" in done.stdout + done.stderr
+
+
+def test_a_locustfile_that_does_not_import_exits_2_before_anything_starts(repo: Path):
+    (repo / "load.py").write_text("from locust import HttpUser\nclass Shopper(HttpUser):\n    def oops(:\n")
+    (repo / "gameday.yaml").write_text(GOOD.replace("""      requests:
+        - {path: /api/cart, weight: 3, expect: [200]}
+        - {method: POST, path: /api/cart, body: {sku: a}, expect: [201]}""", "      locustfile: load.py"))
+    features = repo / "features"
+    features.mkdir()
+    (features / "f.feature").write_text("Feature: f\n  Scenario: s\n    Given steady traffic from 2 users\n")
+    done = subprocess.run([sys.executable, "-m", "gameday.cli", "run"], cwd=repo, capture_output=True, text=True,
+                          timeout=120)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, lines
+    assert "f.feature:3" in lines[0] and "load.py does not import: SyntaxError" in lines[0]

@@ -144,3 +144,33 @@ def test_ctrl_c_stops_everything_and_keeps_the_journal(tmp_path):
     assert leftovers.stdout == "", "processes left behind"
     journal = json.loads((only_report(tmp_path) / "journal.json").read_text())
     assert journal["status"] == "interrupted"
+
+
+def test_a_team_step_module_overrides_the_library_fixtures(tmp_path):
+    # `--steps` (and `steps:` in the project file) behave like a conftest.py: their fixtures win
+    (tmp_path / "team_steps.py").write_text(
+        "import pytest\n"
+        "from pytest_bdd import then\n\n"
+        "@pytest.fixture(scope='session')\n"
+        "def gameday_project():\n"
+        "    return 'the team s own project'\n\n"
+        "@then('the project fixture is the team\\'s')\n"
+        "def team_project(gameday_project):\n"
+        "    assert gameday_project == 'the team s own project'\n")
+    feature = tmp_path / "own.feature"
+    feature.write_text("Feature: own steps\n  Scenario: override\n    Then the project fixture is the team's\n")
+    result = run(str(feature), "--steps", str(tmp_path / "team_steps.py"), "--reports", str(tmp_path / "reports"),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [scenario] = json.loads((only_report(tmp_path) / "journal.json").read_text())["scenarios"]
+    assert scenario["status"] == "passed"
+
+
+def test_a_step_module_that_does_not_import_is_one_line_exit_2(tmp_path):
+    (tmp_path / "broken_steps.py").write_text("import pytest\ndef oops(:\n")
+    feature = tmp_path / "own.feature"
+    feature.write_text("Feature: f\n  Scenario: s\n    Then something\n")
+    result = run(str(feature), "--steps", str(tmp_path / "broken_steps.py"), cwd=tmp_path)
+    assert result.returncode == 2
+    out = (result.stdout + result.stderr).strip().splitlines()
+    assert len(out) == 1 and "broken_steps.py:2" in out[0] and "does not import" in out[0], out

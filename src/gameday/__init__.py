@@ -24,7 +24,8 @@ _EXPORTS = {
     "LocalPostgres": "gameday.database.local",
     "BackupRehearsal": "gameday.database.rehearsal",
     "LocalCluster": "gameday.cluster.local",
-    "KubernetesRehearsal": "gameday.procedures.kubernetes_rollback",
+    "KubernetesRehearsal": "gameday.rehearsals.kubernetes",
+    "Project": "gameday.project",
     "LoadGenerator": "gameday.load.generator",
 }
 

@@ -30,6 +30,7 @@ class StepDefinition:
     module: str
     parser: Any
     func: Any = None
+    names: dict[str, str] | None = None  # argument -> what it names (the module's NAMES), for preflight
 
     @property
     def text(self) -> str:
@@ -118,7 +119,8 @@ def step_library(extra_modules: Iterable[str] = ()) -> list[StepDefinition]:
             context = _step_context(value)
             if context is not None:
                 found.append(StepDefinition(kind=context.type or "*", pattern=context.parser.name,
-                                            module=name, parser=context.parser, func=context.step_func))
+                                            module=name, parser=context.parser, func=context.step_func,
+                                            names=getattr(module, "NAMES", None)))
     return found
 
 
@@ -135,8 +137,9 @@ def _step_context(fixture: Any) -> Any:
 
 def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = (),
              check: Any = None) -> list[Feature]:
-    """Parse every feature and check that each step has a definition; ``check(arguments, where)``
-    then vets what a step names (services, deployments, releases) before anything starts."""
+    """Parse every feature and check that each step has a definition; ``check(named, where)`` then
+    vets what a step names, before anything starts: ``named`` pairs each argument the step
+    module declares in its ``NAMES`` (e.g. ``{"release": "release"}``) with the value given."""
     files = feature_files(paths)
     features = [parse(f) for f in files]
     library = step_library(extra_step_modules)
@@ -154,8 +157,10 @@ def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = ()
                         f'{path}:{step.line_number}: no step definition matches "{step.keyword} {step.name}"',
                         fix="fix the wording (see `gameday steps`) or pass --steps MODULE with your own definitions",
                     )
-                if check is not None:
-                    check(match.parser.parse_arguments(step.name) or {}, f"{path}:{step.line_number}")
+                if check is not None and match.names:
+                    arguments = match.parser.parse_arguments(step.name) or {}
+                    check([(match.names[k], str(v)) for k, v in arguments.items() if k in match.names],
+                          f"{path}:{step.line_number}")
     return features
 
 

@@ -48,6 +48,7 @@ def targets_from_table(rows: list[list[str]]) -> dict[str, float]:
 class RollbackTimeline:
     scale: float = 1.0
     marks: dict[str, float] = field(default_factory=dict)  # epoch seconds
+    recorded: bool = False  # the phases are in the journal already
 
     def mark(self, name: str, at: float | None = None) -> float:
         self.marks[name] = time.time() if at is None else at
@@ -68,6 +69,7 @@ class RollbackTimeline:
         if unknown:
             raise ConfigError(f"unknown rollback phase {', '.join(sorted(unknown))}", fix=f"use: {', '.join(PHASES)}")
         measured = {name: value for name in PHASES if (value := self.phase(name)) is not None}
+        self.recorded = True
         if journal is not None:
             for name, value in measured.items():
                 detail = f"alarm windows compressed {self.scale:g}x" if self.scale != 1 and name in ("detect", "recover", "total") else ""

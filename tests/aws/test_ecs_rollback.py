@@ -51,7 +51,7 @@ def test_a_release_that_never_gets_ready_keeps_the_old_tasks_serving(rehearsal: 
     assert service["deployments"][0]["rolloutState"] == "IN_PROGRESS"
     assert service["deployments"][0]["runningCount"] == 0
     # minimumHealthyPercent 100: the old release still answers every request
-    versions = {ecs_api.served_version(t.address) for t in ecs_api.running_tasks(rehearsal.ecs, rehearsal.spec.cluster, "orders")
+    versions = {ecs_api.served_version(t.address, reader=rehearsal.spec.release_reader) for t in ecs_api.running_tasks(rehearsal.ecs, rehearsal.spec.cluster, "orders")
                 if t.task_definition == rehearsal.versions["1.0.0"]}
     assert versions == {"1.0.0"}
 

@@ -65,7 +65,7 @@ def test_target_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAMEDAY_AWS", "real")
     assert isinstance(aws_target(), RealAws)
     monkeypatch.setenv("GAMEDAY_AWS", "prod")
-    with pytest.raises(ConfigError, match="GAMEDAY_AWS='prod' is not an AWS target"):
+    with pytest.raises(ConfigError, match="aws provider 'prod' is unknown"):
         aws_target()
     monkeypatch.delenv("GAMEDAY_AWS")
     assert isinstance(aws_target(), MotoServer)

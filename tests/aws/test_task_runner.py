@@ -12,6 +12,9 @@ import pytest
 
 from gameday.aws import ecs as ecs_api
 from gameday.aws.moto_server import MotoServer
+from gameday.load import ReleaseReader
+
+WEBAPP_RELEASE = ReleaseReader(header="X-Served-By-Version")
 
 REPO = "gameday-test/webapp"
 
@@ -45,7 +48,7 @@ def test_services_stable_waits_for_healthy_processes(moto: MotoServer, service) 
     assert view["runningCount"] == 2 and view["deployments"][0]["rolloutState"] == "COMPLETED"
     assert any("steady state" in e["message"] for e in view["events"])
     for task in ecs_api.running_tasks(ecs, spec.cluster, spec.name):
-        assert task.address.startswith("127.42.") and ecs_api.served_version(task.address) == "1.0.0"
+        assert task.address.startswith("127.42.") and ecs_api.served_version(task.address, reader=WEBAPP_RELEASE) == "1.0.0"
 
 
 def test_force_new_deployment_replaces_every_task(moto: MotoServer, service) -> None:

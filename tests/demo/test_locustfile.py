@@ -33,7 +33,7 @@ def test_orders_workload_is_clean_on_a_healthy_demo_and_mixes_60_30_10(tmp_path:
             LoadGenerator(demo.url, profile=demo_profile(), max_seconds=10, workdir=tmp_path) as load:
         baseline = capture_baseline(load, seconds=2, timeout=10, version="1.0.0")
         deadline = time.monotonic() + 6
-        while len(load.records()) < 250 and time.monotonic() < deadline:
+        while len(load.records()) < 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         load.stop()
     assert baseline.error_rate == 0.0 and baseline.versions == {"1.0.0": 1.0}

@@ -10,7 +10,6 @@ cluster through ``GAMEDAY_CLUSTER=kubeconfig``, as a team points gameday at stag
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -26,93 +25,7 @@ pytestmark = [
     pytest.mark.skipif(not is_built(), reason="Kubernetes binaries not built: run `gameday cluster build`"),
 ]
 
-APP = '''\
-import json, os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-VERSION = os.environ.get("APP_VERSION", "dev")
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        if self.path == "/health":
-            body = b"ok"
-        elif self.path == "/version":
-            body = json.dumps({"version": VERSION}).encode()
-        elif self.path.startswith("/api/cart"):
-            body = json.dumps({"items": [], "total_cents": 0}).encode()
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("X-App-Version", VERSION)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))), Handler).serve_forever()
-'''
-
-MANIFESTS = '''\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: checkout-api
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: checkout-api}
-  template:
-    metadata:
-      labels: {app: checkout-api}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-        - name: app
-          image: ghcr.io/acme/checkout-api:3.1.0
-          ports: [{containerPort: 9000}]
-          readinessProbe: {httpGet: {path: /health, port: 9000}, periodSeconds: 1}
-          livenessProbe: {httpGet: {path: /health, port: 9000}, periodSeconds: 2}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: checkout-api
-spec:
-  selector: {app: checkout-api}
-  ports: [{port: 80, targetPort: 9000}]
-'''
-
-
-def gameday(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gameday.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
-
-
-def phases(report_root: Path) -> tuple[str, dict[str, float]]:
-    [journal_path] = report_root.glob("*/journal.json")
-    journal = json.loads(journal_path.read_text())
-    [scenario] = journal["scenarios"]
-    measured = {m["name"]: m["value"] for st in scenario["steps"] for m in st["measurements"]}
-    return scenario["status"], measured
-
-
-@pytest.fixture
-def team_repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "checkout"
-    (repo / "k8s").mkdir(parents=True)
-    (repo / "app.py").write_text(APP)
-    (repo / "k8s" / "checkout.yaml").write_text(MANIFESTS)
-    return repo
-
-
-def test_a_new_team_rehearses_its_own_service_through_the_walkthrough(team_repo: Path):
+def test_a_new_team_rehearses_its_own_service_through_the_walkthrough(team_repo: Path, gameday, phases):
     made = gameday("init", "--manifests", "k8s", "--command", "{python} {dir}/app.py", "--version-env", "APP_VERSION",
                    "--release-header", "X-App-Version", "--request", "/api/cart", cwd=team_repo)
     assert made.returncode == 0, made.stdout + made.stderr

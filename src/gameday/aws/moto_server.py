@@ -42,6 +42,7 @@ class MotoServer(Provider):
         port: int | None = None,
         start_timeout: float | None = None,
         interval: float = 0.5,
+        journal: Any = None,  # accepted like every provider's; moto records nothing itself
     ) -> None:
         self.images = [Path(p) for p in images or []]
         self.config = config  # the project file whose images: the task runner runs

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gameday import settings
-from gameday.errors import ConfigError, GameDayError
+from gameday.errors import GameDayError
 from gameday.lifecycle import Provider
 
 DEFAULT_REGION = "us-east-1"
@@ -27,7 +27,7 @@ class RealAws(Provider):
     name = "aws"
     rehearsal = False  # each target must prove it is a rehearsal target (see require_rehearsal)
 
-    def __init__(self, region: str | None = None, profile: str | None = None) -> None:
+    def __init__(self, region: str | None = None, profile: str | None = None, **_: Any) -> None:
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
         self.profile = profile or os.environ.get("AWS_PROFILE")
 
@@ -49,16 +49,12 @@ class RealAws(Provider):
         return boto3.session.Session(profile_name=self.profile, region_name=self.region).client(service)  # type: ignore[call-overload]
 
 
-def aws_target(**moto_options: Any) -> Provider:
-    """The configured AWS: a local MotoServer (default) or real AWS (``GAMEDAY_AWS=real``)."""
-    choice = settings.get("aws")
-    if choice == "moto":
-        from gameday.aws.moto_server import MotoServer
+def aws_target(**options: Any) -> Provider:
+    """The configured AWS, through the provider registry: a local MotoServer (default) or real
+    AWS (``GAMEDAY_AWS=real``; moto's options, images and run_tasks, do not apply there)."""
+    from gameday.providers import provider
 
-        return MotoServer(**moto_options)
-    if choice == "real":
-        return RealAws()  # moto options (images, run_tasks) do not apply to real AWS
-    raise ConfigError(f"GAMEDAY_AWS={choice!r} is not an AWS target", fix="use moto (default) or real")
+    return provider("aws", **options)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Load: real locust as a subprocess, a record per request, golden signals and triggers.
 
-    from gameday.load import LoadGenerator, LoadProfile, ReleaseReader, RequestSpec, ErrorRateAbove
+    from gameday.load import ErrorRateAbove, LoadGenerator, LoadProfile, ReleaseReader, RequestSpec, capture_baseline
     profile = LoadProfile(users=5, requests=(RequestSpec(path="/api/cart", expect=(200,)),),
                           release=ReleaseReader(header="X-App-Version"))
     with LoadGenerator("http://127.0.0.1:18080", profile=profile, max_seconds=60) as load:

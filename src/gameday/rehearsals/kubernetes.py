@@ -225,7 +225,7 @@ class KubernetesRehearsal:
         image = manifests.image(release)
         self.cluster.check_image(image)
         annotations = {FAULT_ANNOTATION: parse_fault(fault, f"fault {fault!r}").describe()} if fault else {}
-        self.timeline.mark("t0")
+        self._incident()
         if annotations:
             patch = {"spec": {"template": {"metadata": {"annotations": annotations},
                                            "spec": {"containers": [{"name": manifests.container, "image": image}]}}}}
@@ -235,10 +235,20 @@ class KubernetesRehearsal:
         self._event("bad-deploy", f"deployment/{name} set to {image}" + (f" with fault {fault}" if fault else ""),
                     version=release, image=image)
 
+    def _incident(self) -> None:
+        """t0; and the phases reach the journal at scenario end even without a targets step."""
+        if "t0" not in self.timeline.marks and self.journal is not None:
+            self.journal.at_scenario_end(self._record_phases)
+        self.timeline.mark("t0")
+
+    def _record_phases(self) -> None:
+        if not self.timeline.recorded:
+            self.timeline.record(self.journal)
+
     def switch_service(self, name: str | None, track: str) -> None:
         """The blue-green cut-over: the Service's selector moves to ``track`` (t0)."""
         service = self.service(name)
-        self.timeline.mark("t0")
+        self._incident()
         self._patch_selector(service, track)
 
     def _patch_selector(self, service: Service, track: str) -> None:

@@ -1,14 +1,14 @@
 """Before anything starts: what the features name must exist in the project.
 
 `gameday run` parses every feature and, for each step, checks the names its arguments
-carry: a ``service`` is in the project file and its manifests parse and hold its
+carry (a step module says which in ``NAMES``): a ``service`` is in the project file and its manifests parse and hold its
 Deployment and Service; a ``deployment`` belongs to a service; a ``release`` (or
 ``blue``/``green``) is in the image catalog when the embedded cluster will run it; a
-``fault`` parses.  Each miss is one line naming the feature line and the fix, exit 2,
+``fault`` parses; the load's locustfile imports.  Each miss is one line naming the feature line and the fix, exit 2,
 before a cluster or any load starts.
 
     check = Preflight(project, embedded=True)
-    validate(feature_paths, check=check)
+    validate(feature_paths, check=check)     # check([("service", "cart"), ("release", "2.0")], "f:3")
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Any
 
 from gameday.errors import ConfigError
 from gameday.faults import parse_fault
+from gameday.load import check_locustfile
 from gameday.manifests import Manifests
 from gameday.project import Project, Service
-
-RELEASE_KEYS = ("release", "blue", "green")
 
 
 class Preflight:
@@ -29,32 +28,44 @@ class Preflight:
         self.embedded = embedded
         self._manifests: dict[str, Manifests] = {}
         self._catalog: Any = None
+        self._checked: set[Any] = set()
 
     def manifests(self, service: Service) -> Manifests:
         if service.name not in self._manifests:
             self._manifests[service.name] = Manifests.load(service)
         return self._manifests[service.name]
 
-    def __call__(self, arguments: dict[str, Any], where: str) -> None:
+    def __call__(self, named: list[tuple[str, str]], where: str) -> None:
         try:
-            self._check(arguments)
+            self._check(named)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc.message}", fix=exc.fix) from None
 
-    def _check(self, arguments: dict[str, Any]) -> None:
+    def _check(self, named: list[tuple[str, str]]) -> None:
+        kinds = {kind for kind, _ in named}
         service = None
-        if "service" in arguments:
-            service = self.project.service(str(arguments["service"]))
-            self.manifests(service)
-        if "deployment" in arguments:
-            service = self._owner(str(arguments["deployment"]))
-        if "fault" in arguments:
-            parse_fault(str(arguments["fault"]), f"fault {arguments['fault']!r}")
-        releases = [str(arguments[k]) for k in RELEASE_KEYS if k in arguments]
+        for kind, value in named:
+            if kind == "service":
+                service = self.project.service(value)
+                self.manifests(service)
+            elif kind == "deployment":
+                service = self._owner(value)
+            elif kind == "fault":
+                parse_fault(value, f"fault {value!r}")
+        if service is None and "load" in kinds and len(self.project.services) == 1:
+            service = self.project.service()  # "steady traffic from N users": the only service's load
+        if service is not None and service.load is not None and service.load.locustfile is not None:
+            self._locustfile(service.load.locustfile)
+        releases = [value for kind, value in named if kind == "release"]
         if releases and self.embedded:
             candidates = [service] if service is not None else list(self.project.services.values())
             for release in releases:
                 self._release(release, candidates)
+
+    def _locustfile(self, path: Any) -> None:
+        if path not in self._checked:
+            check_locustfile(path)  # one line naming the file if it does not import, before any load
+            self._checked.add(path)
 
     def _owner(self, deployment: str) -> Service:
         for service in self.project.services.values():
