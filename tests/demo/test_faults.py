@@ -33,7 +33,7 @@ def test_empty_means_healthy() -> None:
         ("error-rate", "error-rate needs"),
         ("latency-ms=-3", "latency-ms needs"),
         ("latency-ms=99999999", "too large"),
-        ("crash-on-start=yes", "takes no value"),
+        ("crash-on-start=yes", "is a flag"),
         ("needs-column=discount_cents", "table.column"),
         ("needs-column=orders.discount-cents", "table.column"),
         ("never-ready,never-ready", "given twice"),
