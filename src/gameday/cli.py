@@ -112,7 +112,7 @@ def steps(step_modules: tuple[str, ...]) -> None:
     from gameday.features import step_library
 
     for definition in sorted(step_library(step_modules), key=lambda d: (d.module, d.kind, d.pattern)):
-        fields = ", ".join(definition.parser.parser.named_fields) if hasattr(definition.parser, "parser") else ""
+        fields = ", ".join(definition.parameters)
         console.print(f"[dim]{definition.module.rsplit('.', 1)[-1]:>16}[/dim]  [bold]{definition.kind:<5}[/bold] "
                       f"{definition.text}", highlight=False, soft_wrap=True)
         if definition.summary:

@@ -38,6 +38,15 @@ class StepDefinition:
         return self.pattern.replace(":Name}", "}")
 
     @property
+    def parameters(self) -> list[str]:
+        """The step's named parameters (parse fields or regex groups)."""
+        inner = getattr(self.parser, "parser", None)
+        if inner is not None and hasattr(inner, "named_fields"):
+            return list(inner.named_fields)
+        regex = getattr(self.parser, "regex", None)
+        return list(regex.groupindex) if regex is not None else []
+
+    @property
     def example(self) -> str:
         doc = (getattr(self.func, "__doc__", None) or "").strip()
         return next((line.split("Example:", 1)[1].strip() for line in doc.splitlines() if "Example:" in line), "")

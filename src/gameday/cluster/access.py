@@ -18,6 +18,7 @@ rehearsal never asks which one it has:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -147,6 +148,8 @@ class ClusterAccess:
         body = {"metadata": {"name": namespace, "labels": {REHEARSAL_LABEL: "true"}}}
         if not exists:
             core.create_namespace(body, _request_timeout=10)
+            if not self.owns_cluster:  # ours to remove again when the run ends
+                self.__dict__.setdefault("_created", []).append(namespace)
         elif self.owns_cluster:
             core.patch_namespace(namespace, body, _request_timeout=10)
 
@@ -172,10 +175,19 @@ class ClusterAccess:
         return forwards[key].url()
 
     def close_access(self) -> None:
+        """Close the port-forwards; on a cluster gameday did not make, delete the namespaces it made."""
         for forward in self.__dict__.get("_forwards", {}).values():
             forward.stop()
             forward.log.unlink(missing_ok=True)
         self.__dict__["_forwards"] = {}
+        created = self.__dict__.pop("_created", [])
+        if created:
+            from kubernetes import client
+
+            core = client.CoreV1Api(self.api_client())
+            for namespace in created:
+                with contextlib.suppress(Exception):  # best effort: the cluster is not ours
+                    core.delete_namespace(namespace, _request_timeout=10)
 
 
 def image_missing(catalog: Any, image: str) -> ConfigError | None:

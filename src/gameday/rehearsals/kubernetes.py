@@ -59,6 +59,7 @@ class _Deployed:
     manifests: Manifests
     deployments: list[str] = field(default_factory=list)
     stable: str | None = None
+    objects: list[str] = field(default_factory=list)  # kind/name of everything applied, to delete after
 
 
 class KubernetesRehearsal:
@@ -130,7 +131,7 @@ class KubernetesRehearsal:
         if release is not None:
             self.cluster.check_image(manifests.image(release))
         docs = manifests.render(release, replicas=replicas)
-        self.kubectl(service).apply(to_yaml(docs))
+        self._apply(service, deployed, docs)
         if service.deployment not in deployed.deployments:
             deployed.deployments.append(service.deployment)
         self.wait_rollout(service, service.deployment, timeout)
@@ -147,11 +148,18 @@ class KubernetesRehearsal:
             self.cluster.check_image(manifests.image(release))
         docs = [*manifests.render(green, replicas=replicas, track="green", with_service=False),
                 *manifests.render(blue, replicas=replicas, track="blue", selector_track="blue")]
-        self.kubectl(service).apply(to_yaml(docs))
+        self._apply(service, deployed, docs)
         for track in ("green", "blue"):
             deployed.deployments.append(manifests.deployment_name(track))
             self.wait_rollout(service, manifests.deployment_name(track), ROLLOUT_TIMEOUT_S)
         deployed.stable = self.stable_version = blue
+
+    def _apply(self, service: Service, deployed: _Deployed, docs: list[dict[str, Any]]) -> None:
+        self.kubectl(service).apply(to_yaml(docs))
+        for doc in docs:
+            ref = f"{doc['kind'].lower()}/{doc['metadata']['name']}"
+            if ref not in deployed.objects:
+                deployed.objects.append(ref)
 
     def wait_rollout(self, service: Service, deployment: str, timeout: float) -> float:
         began = time.monotonic()
@@ -197,11 +205,9 @@ class KubernetesRehearsal:
             self.load.stop()
             self.load = None
         for name, deployed in self.deployed.items():
-            service = self.project.service(name)
-            kubectl = self.kubectl(service)
-            for deployment in reversed(deployed.deployments):
-                kubectl.run("delete", f"deployment/{deployment}", "--ignore-not-found", "--wait=false", check=False)
-            kubectl.run("delete", f"service/{service.service_name}", "--ignore-not-found", check=False)
+            if deployed.objects:  # everything the team's manifests made, in the rehearsal namespace
+                kubectl = self.kubectl(self.project.service(name))
+                kubectl.run("delete", *reversed(deployed.objects), "--ignore-not-found", "--wait=false", check=False)
         self.deployed.clear()
 
     def record_signals(self) -> None:
