@@ -55,6 +55,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("migrations-seed-rows", "1000", "rows per table the migration round-trip check seeds"),
         Setting("load-max-seconds", "120", "upper bound (locust --run-time) of a load run when the caller gives none"),
         Setting("load-user-rate", "10", "requests per second each simulated load user makes (0 = no pause)"),
+        Setting("metrics-server", "0", "1 runs metrics-server (built by ./dev setup) in local clusters, for "
+                "`kubectl top`; off by default, as it costs a process and scrapes every 15 s"),
         Setting("kubelet-backoff-base", "10", "process kubelet restart/image-pull back-off base in seconds (doubles per failure)"),
         Setting("kubelet-backoff-max", "300", "process kubelet back-off cap in seconds"),
         Setting("allow-non-rehearsal", "0", "1 lets gameday act on targets not marked as rehearsal targets"),

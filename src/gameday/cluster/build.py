@@ -7,6 +7,8 @@ marks a finished build so later runs reuse it.  Another Kubernetes version gets 
 wrapper module whose replace lines come from that version's own go.mod.
 
 Run ``python -m gameday.cluster.build`` to fill the cache ahead of time (CI does).
+``--metrics-server`` also installs metrics-server (``go install ...@version``) next to them,
+which makes the control plane serve `kubectl top` (see controlplane).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ BINARIES = ("etcd", *KUBERNETES_COMMANDS)
 STAMP = ".gameday-build.json"
 BUILD_TIMEOUT_S = 3600.0  # a cold build takes ~15-25 min on 2 cores; never wait forever
 VERSION_PATTERN = re.compile(r"^v1\.\d+\.\d+$")
+METRICS_SERVER = "sigs.k8s.io/metrics-server/cmd/metrics-server"
+METRICS_SERVER_VERSION = "v0.9.0"  # its go.mod has no replace lines, so `go install @version` works
 GO_FALLBACK = Path("/usr/local/go/bin/go")  # where the official tarball installs when go is not on PATH
 
 Progress = Callable[[str], None]
@@ -95,11 +99,11 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], cwd: Path, log: Path, what: str) -> None:
+def _run(argv: list[str], cwd: Path, log: Path, what: str, **env: str) -> None:
     """Run one go command, its output appended to ``log``; bounded, killed with its children."""
     with log.open("a") as handle:
         handle.write(f"\n$ {' '.join(argv)}   (in {cwd})\n")
-    proc = spawn(argv, log=log, env=_go_env(), cwd=cwd)
+    proc = spawn(argv, log=log, env={**_go_env(), **env}, cwd=cwd)
     try:
         code = proc.wait(timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -207,6 +211,27 @@ def build(version: str | None = None, progress: Progress | None = None, *, force
         return result
 
 
+def build_metrics_server(version: str | None = None, progress: Progress | None = None) -> Path:
+    """Install metrics-server into ``bin_dir(version)`` (reused when there); returns its path."""
+    say = progress or (lambda message: None)
+    go = go_binary()
+    root = version_dir(version)
+    target = root / "bin" / "metrics-server"
+    with _BuildLock(root / ".lock"):
+        if target.is_file():
+            return target
+        gobin, log = root / "gobin", root / "metrics-server-build.log"
+        gobin.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        say(f"building metrics-server {METRICS_SERVER_VERSION} (log: {log})")
+        _run([go, "install", "-trimpath", "-ldflags=-s -w", f"{METRICS_SERVER}@{METRICS_SERVER_VERSION}"], root, log,
+             f"building metrics-server {METRICS_SERVER_VERSION}", GOBIN=str(gobin))
+        os.replace(gobin / "metrics-server", target)  # appears whole or not at all
+        shutil.rmtree(gobin, ignore_errors=True)
+        return target
+
+
 def read_stamp(version: str | None = None) -> BuildResult:
     data = json.loads((bin_dir(version) / STAMP).read_text())
     return BuildResult(**data)
@@ -227,9 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gameday.cluster.build", description=__doc__.splitlines()[0])
     parser.add_argument("--version", default=None, help=f"Kubernetes version (default {pinned_version()})")
     parser.add_argument("--force", action="store_true", help="rebuild even when the cache holds a build")
+    parser.add_argument("--metrics-server", action="store_true",
+                        help=f"also install metrics-server {METRICS_SERVER_VERSION} (for `kubectl top`)")
     args = parser.parse_args(argv)
     try:
         result = build(args.version, lambda message: print(message, flush=True), force=args.force)
+        if args.metrics_server:
+            print(f"metrics-server in {build_metrics_server(args.version, lambda m: print(m, flush=True))}")
     except GameDayError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

@@ -76,12 +76,16 @@ def build_command(version: str | None, force: bool) -> None:
               help="project file whose images: the nodes run (default: the nearest gameday.yaml, else the demo's)")
 @click.option("--images", "images", multiple=True, type=click.Path(path_type=Path),
               help="extra image catalog file (images: list), repeatable; later files win")
+@click.option("--metrics-server", is_flag=True, help="also run metrics-server, for `kubectl top` (GAMEDAY_METRICS_SERVER=1)")
 @click.pass_obj
 @one_line_errors
-def up(directory: Path, nodes: int, version: str | None, config: Path | None, images: tuple[Path, ...]) -> None:
+def up(directory: Path, nodes: int, version: str | None, config: Path | None, images: tuple[Path, ...],
+       metrics_server: bool) -> None:
     """Start the local cluster in the background and print its kubeconfig."""
     from gameday import project
 
+    if metrics_server:
+        os.environ["GAMEDAY_METRICS_SERVER"] = "1"  # the supervisor inherits it
     chosen = project.locate(config)
     project.load(chosen).catalog(*images)  # bad input is one line here, before anything starts
     state = _running_state(directory)

@@ -4,6 +4,15 @@ kube-controller-manager and kube-scheduler, all on 127.0.0.1 with free ports.
 Each component is a row in COMPONENTS (flags + readiness probe), started in order and
 waited for with a bounded, log-attaching readiness check.  Data, PKI, kubeconfigs and
 logs live in one temp dir that stop() removes.  The flag sets follow envtest and kwok.
+
+metrics-server (for `kubectl top`) is optional: it starts only when its binary was built
+(`python -m gameday.cluster.build --metrics-server`), and is registered as the APIService
+v1beta1.metrics.k8s.io behind an ExternalName Service, since no pod network exists here.
+
+Example::
+
+    with ControlPlane(build.bin_dir()) as plane:
+        kubectl --kubeconfig plane.kubeconfig get --raw /readyz
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gameday import settings
 from gameday.cluster import certs, kubeconfig
 from gameday.errors import EnvironmentNotReady
 from gameday.journal import Journal
@@ -126,6 +136,31 @@ def scheduler_flags(lay: Layout) -> list[str]:
     return _delegated(lay, "kube-scheduler")
 
 
+def metrics_server_flags(lay: Layout) -> list[str]:
+    config = lay.admin_kubeconfig
+    return [
+        f"--kubeconfig={config}", f"--authentication-kubeconfig={config}", f"--authorization-kubeconfig={config}",
+        "--bind-address=127.0.0.1", f"--secure-port={lay.ports['metrics-server']}",
+        f"--cert-dir={lay.root / 'metrics-server-certs'}",
+        # The process kubelet serves a self-signed cert on the node's InternalIP and status port.
+        "--kubelet-insecure-tls", "--kubelet-preferred-address-types=InternalIP", "--kubelet-use-node-status-port",
+        "--metric-resolution=15s", "--kubelet-request-timeout=5s",
+    ]
+
+
+def metrics_api_objects(port: int) -> list[tuple[str, dict[str, Any]]]:
+    """(collection path, object) that put metrics-server behind the aggregator on 127.0.0.1:port."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+               "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"port": port}]}}
+    api_service = {
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.metrics.k8s.io"},
+        "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": True,
+                 "groupPriorityMinimum": 100, "versionPriority": 100,
+                 "service": {"name": "metrics-server", "namespace": "kube-system", "port": port}}}
+    return [("/api/v1/namespaces/kube-system/services", service),
+            ("/apis/apiregistration.k8s.io/v1/apiservices", api_service)]
+
+
 class Probe:
     """HTTPS/HTTP GET probes against one control plane."""
 
@@ -145,6 +180,15 @@ class Probe:
 
     def api(self, path: str) -> tuple[int, str]:
         return self.get(self.lay.apiserver_url + path, self.admin)
+
+    def create(self, path: str, body: dict[str, Any]) -> int:
+        request = urllib.request.Request(self.lay.apiserver_url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, context=self.admin, timeout=10) as response:  # noqa: S310
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
 
     def etcd(self) -> bool:
         status, body = self.get(f"http://127.0.0.1:{self.lay.ports['etcd']}/health")
@@ -168,6 +212,7 @@ class Component:
     flags: Callable[[Layout], list[str]]
     ready: Callable[[Probe], bool]
     timeout: float
+    optional: bool = False  # started only when its binary exists
 
 
 COMPONENTS: list[Component] = [
@@ -176,6 +221,9 @@ COMPONENTS: list[Component] = [
     Component("kube-controller-manager", "kube-controller-manager", controller_manager_flags,
               lambda probe: probe.health("kube-controller-manager"), 60.0),
     Component("kube-scheduler", "kube-scheduler", scheduler_flags, lambda probe: probe.health("kube-scheduler"), 60.0),
+    Component("metrics-server", "metrics-server", metrics_server_flags,
+              lambda probe: probe.get(f"https://127.0.0.1:{probe.lay.ports['metrics-server']}/livez",
+                                      probe.insecure)[0] == 200, 60.0, optional=True),
 ]
 
 
@@ -202,13 +250,13 @@ class ControlPlane(Provider):
         else:
             root = self._workdir
             root.mkdir(parents=True, exist_ok=True)
-        missing = [c.binary for c in COMPONENTS if not (self.bin_dir / c.binary).is_file()]
+        missing = [c.binary for c in COMPONENTS if not c.optional and not (self.bin_dir / c.binary).is_file()]
         if missing:
             raise EnvironmentNotReady(f"control-plane binaries missing in {self.bin_dir}: {', '.join(missing)}",
                                       fix="run `gameday cluster build` (or python -m gameday.cluster.build)")
         pki = certs.generate(root / "pki")
         ports = {name: free_port() for name in ("etcd", "etcd-peer", "kube-apiserver",
-                                                  "kube-controller-manager", "kube-scheduler")}
+                                                  "kube-controller-manager", "kube-scheduler", "metrics-server")}
         lay = Layout(root=root, bin_dir=self.bin_dir, pki=pki, ports=ports, admin_kubeconfig=root / "admin.kubeconfig")
         server = lay.apiserver_url
         kubeconfig.write(lay.admin_kubeconfig, server, pki.ca.cert, pki.admin)
@@ -243,12 +291,21 @@ class ControlPlane(Provider):
         lay = self.layout = self._prepare()
         probe = Probe(lay)
         for component in COMPONENTS:
+            if component.optional and not (self.bin_dir / component.binary).is_file() \
+                    or component.name == "metrics-server" and settings.get("metrics-server") != "1":
+                continue
             t0 = time.monotonic()
             self.processes[component.name] = proc = self._spawn(component, lay)
             self._wait_ready(component, probe, proc, lay.log(component.name))
             self.timings[component.name] = round(time.monotonic() - t0, 2)
             if component.name == "kube-apiserver":
                 self.timings["api_ready"] = round(time.monotonic() - started, 2)  # /readyz answers 200
+        if "metrics-server" in self.processes:
+            for path, body in metrics_api_objects(lay.ports["metrics-server"]):
+                code = probe.create(path, body)
+                if code not in (201, 409):
+                    raise EnvironmentNotReady(f"registering metrics-server: POST {path} answered {code}",
+                                              fix=f"see {lay.log('kube-apiserver')}")
         wait_until(probe.default_service_account, timeout=60 * self.timeout_scale, interval=0.2,
                    what="ServiceAccount default/default (serviceaccount controller)",
                    logs=lambda: tail(lay.log("kube-controller-manager")))

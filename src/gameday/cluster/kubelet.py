@@ -2,7 +2,8 @@
 
 One ProcessKubelet serves N nodes: it registers their Node objects and keeps their
 Leases fresh (kubelet_node), watches pods bound to them and runs one worker per pod
-(kubelet_pods), and serves container logs over HTTPS (kubelet_server).
+(kubelet_pods), records node-side Events (kubelet_events), and serves container logs,
+exec and port-forward over HTTPS (kubelet_server, kubelet_streams).
 
 Pod addresses: the API refuses loopback endpoints, so each pod gets an API-side IP in
 198.18.0.0/15 (RFC 2544 benchmarking, never dialled) in status.podIP, and a real
@@ -34,10 +35,13 @@ from kubernetes.client.rest import ApiException
 
 from gameday import settings
 from gameday.cluster.kubelet_containers import Backoff
+from gameday.cluster.kubelet_events import EventRecorder
+from gameday.cluster.kubelet_metrics import ContainerSample, resource_metrics
 from gameday.cluster.kubelet_node import NodeAgent
 from gameday.cluster.kubelet_pods import LOCAL_ADDRESS_ANNOTATION, KubeletContext, PodWorker
 from gameday.cluster.kubelet_server import KubeletHTTPServer, LogSource
-from gameday.cluster.kubelet_volumes import Obj, referenced_configmaps
+from gameday.cluster.kubelet_streams import ExecTarget, StreamBackend
+from gameday.cluster.kubelet_volumes import Obj, mount_map, referenced_configmaps
 from gameday.cluster.kubelet_watch import Informer, api_client_for, wait_all_synced
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.images import ImageCatalog
@@ -106,6 +110,7 @@ class ProcessKubelet(Provider):
         self._lock = threading.RLock()
         self._stopping = False
         self._ctx: KubeletContext | None = None
+        self._events: EventRecorder | None = None
 
     @property
     def backoff(self) -> Backoff:
@@ -125,7 +130,9 @@ class ProcessKubelet(Provider):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._api = api_client_for(self.kubeconfig)
         core = client.CoreV1Api(self._api)
-        self._server = KubeletHTTPServer(free_port(), self._find_logs, self.workdir / "pki")
+        streams = StreamBackend(exec_target=self._exec_target, forward_host=self._forward_host)
+        self._server = KubeletHTTPServer(free_port(), self._find_logs, self.workdir / "pki", streams=streams,
+                                         metrics=self._resource_metrics)
         self._server.start()
         self._node_agent = NodeAgent(self._api, self.nodes, self._server.port)
         try:
@@ -135,9 +142,10 @@ class ProcessKubelet(Provider):
             raise EnvironmentNotReady(f"process kubelet could not register nodes {', '.join(self.nodes)}: {reason}",
                                       fix="check that the kube-apiserver answers") from None
         self._node_agent.start()
+        self._events = EventRecorder(core).start()
         self._ctx = KubeletContext(
             core=core, catalog=self.catalog, workdir=self.workdir, backoff=self._backoff,
-            configmaps=self._configmap, secrets=self._secret, forget=self._forget)
+            configmaps=self._configmap, secrets=self._secret, forget=self._forget, events=self._events)
         self._configmaps = Informer("configmaps", core.list_config_map_for_all_namespaces,
                                     self._on_configmap)
         self._pods = Informer("pods", core.list_pod_for_all_namespaces, self._on_pod)
@@ -165,6 +173,9 @@ class ProcessKubelet(Provider):
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._events is not None:
+            self._events.stop()
+            self._events = None
         if self._api is not None:
             self._api.close()
             self._api = None
@@ -173,6 +184,7 @@ class ProcessKubelet(Provider):
         return {
             "nodes": self.nodes,
             "kubelet_https": f"https://127.0.0.1:{self._server.port}" if self._server else None,
+            "stream_sessions": self._server.session_count if self._server else 0,  # open exec/port-forward
             "pods": self.pods(),
         }
 
@@ -230,9 +242,39 @@ class ProcessKubelet(Provider):
         except (ApiException, ValueError):
             return None
 
-    def _find_logs(self, namespace: str, pod: str, container: str | None, previous: bool) -> LogSource | None:
+    def _worker(self, namespace: str, pod: str) -> PodWorker | None:
         with self._lock:
-            worker = next((w for w in self._workers.values() if w.key == f"{namespace}/{pod}"), None)
+            return next((w for w in self._workers.values() if w.key == f"{namespace}/{pod}"), None)
+
+    def _exec_target(self, namespace: str, pod: str, container: str | None) -> ExecTarget:
+        worker = self._worker(namespace, pod)
+        if worker is None:
+            raise LookupError(f"pod {namespace}/{pod} is not running on this kubelet")
+        run = worker.container(container)
+        if run is None:
+            raise LookupError(f'container "{container}" not found in pod {namespace}/{pod}')
+        target = run.target
+        if not run.running or target is None:
+            raise LookupError(f'container "{run.name}" in pod {namespace}/{pod} is not running')
+        return ExecTarget(env=dict(target.env), cwd=target.cwd, host=worker.host,
+                          mounts=mount_map(run.spec, worker.volumes))
+
+    def _forward_host(self, namespace: str, pod: str) -> str:
+        worker = self._worker(namespace, pod)
+        if worker is None:
+            raise LookupError(f"pod {namespace}/{pod} is not running on this kubelet")
+        return worker.host
+
+    def _resource_metrics(self) -> bytes:
+        with self._lock:
+            workers = list(self._workers.values())
+        samples = [ContainerSample(w.pod["metadata"]["namespace"], w.pod["metadata"]["name"], r.name, proc.pid,
+                                   r.started_at)
+                   for w in workers for r in w.runs if (proc := r.proc) is not None and proc.poll() is None]
+        return resource_metrics(samples)
+
+    def _find_logs(self, namespace: str, pod: str, container: str | None, previous: bool) -> LogSource | None:
+        worker = self._worker(namespace, pod)
         run = worker.container(container) if worker is not None else None
         if run is None:
             return None

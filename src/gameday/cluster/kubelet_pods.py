@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from gameday.cluster.kubelet_containers import Backoff, ContainerRun, rfc3339
+from gameday.cluster.kubelet_events import EventRecorder
 from gameday.cluster.kubelet_probes import ProbeTarget
 from gameday.cluster.kubelet_status import comparable, pod_status, should_restart, status_patch
 from gameday.cluster.kubelet_volumes import (
@@ -60,6 +61,7 @@ class KubeletContext:
     configmaps: Lookup
     secrets: Lookup
     forget: Callable[[str], None]  # called with the pod uid when a worker is done
+    events: EventRecorder | None = None  # node-side Events (Pulled, Started, BackOff, Unhealthy...)
 
 
 def container_port(container: Obj, default: int | None) -> int | None:
@@ -124,6 +126,11 @@ class PodWorker:
         self._thread.join(timeout=grace + 10)
         self._terminate(grace)  # in case the thread was stuck elsewhere
 
+    @property
+    def volumes(self) -> dict[str, Path]:
+        """Volume name -> local directory, as last synced."""
+        return dict(self._volumes)
+
     def container(self, name: str | None) -> ContainerRun | None:
         if name is None:
             return self.runs[0] if self.runs else None
@@ -187,7 +194,9 @@ class PodWorker:
         spec = run.resolve(self.ctx.catalog, now)
         if spec is None:
             run.pull_error_until = now + IMAGE_ERROR_SHOWN_SECONDS
+            self._pull_failed(run)
             return
+        self._pulled(run)
         port = container_port(run.spec, spec.port)
         base = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         base["HOSTNAME"] = self.pod["metadata"]["name"]
@@ -209,9 +218,11 @@ class PodWorker:
         except ConfigError as exc:
             run.waiting = ("CreateContainerConfigError", exc.one_line())
             run.next_attempt = now + run.backoff.base
+            self._event(run, "Warning", "Failed", f"Error: {exc.one_line()}")
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         run.launch(argv, env, self.dir, self._target(run, env))
+        self._launched(run)
 
     def _with_fault(self, run: ContainerRun, catalog_fault: FaultSpec, argv: list[str]) -> list[str]:
         """The release's fault (pod annotation gameday.io/fault, else the catalog tag's) wrapped
@@ -227,10 +238,46 @@ class PodWorker:
         if run.pull_failures:
             if now >= run.pull_error_until:
                 run.waiting = ("ImagePullBackOff", f'Back-off pulling image "{run.image}"')
+                self._event(run, "Normal", "BackOff", f'Back-off pulling image "{run.image}"')
+                self._event(run, "Warning", "Failed", "Error: ImagePullBackOff")
         elif run.last_termination is not None or run.current_termination is not None:
             delay = run.backoff.delay(run.crash_failures)
             run.waiting = ("CrashLoopBackOff",
                            f"back-off {delay:g}s restarting failed container={run.name} pod={pod}")
+            self._event(run, "Warning", "BackOff", f"Back-off restarting failed container {run.name} in pod {pod}")
+
+    # -- node-side events (kubelet_events), worded as the real kubelet words them ------------
+    def _event(self, run: ContainerRun, type_: str, reason: str, message: str) -> None:
+        if self.ctx.events is None:
+            return
+        section = "initContainers" if any(r is run for r in self.init_runs) else "containers"
+        self.ctx.events.emit(self.pod, f"spec.{section}{{{run.name}}}", type_, reason, message,
+                             self.pod["spec"].get("nodeName") or "")
+
+    def _pull_failed(self, run: ContainerRun) -> None:
+        self._event(run, "Normal", "Pulling", f'Pulling image "{run.image}"')
+        self._event(run, "Warning", "Failed", f'Failed to pull image "{run.image}": {run.waiting[1]}')
+        self._event(run, "Warning", "Failed", "Error: ErrImagePull")
+
+    def _pulled(self, run: ContainerRun) -> None:
+        if run.spec.get("imagePullPolicy") == "Always":
+            self._event(run, "Normal", "Pulling", f'Pulling image "{run.image}"')
+            self._event(run, "Normal", "Pulled", f'Successfully pulled image "{run.image}" in 0s (0s including '
+                                                 "waiting). Image size: 0 bytes.")
+        else:
+            self._event(run, "Normal", "Pulled", f'Container image "{run.image}" already present on machine')
+
+    def _launched(self, run: ContainerRun) -> None:
+        self._event(run, "Normal", "Created", f"Created container: {run.name}")
+        if run.proc is None and run.current_termination is not None:
+            self._event(run, "Warning", "Failed", f"Error: {run.current_termination.get('message', '')}")
+        else:
+            self._event(run, "Normal", "Started", f"Started container {run.name}")
+
+    def _probed(self, run: ContainerRun, kind: str) -> None:
+        state = run.probes.get(kind)
+        if state is not None and state.failures > 0:  # this tick failed
+            self._event(run, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {state.message}")
 
     def _target(self, run: ContainerRun, env: dict[str, str]) -> ProbeTarget:
         ports = {p["name"]: int(p["containerPort"]) for p in run.spec.get("ports") or [] if p.get("name")}
@@ -245,6 +292,7 @@ class PodWorker:
         if startup is not None and startup.result is not True:
             if startup.due(now):
                 startup.check(target)
+                self._probed(run, "startup")
                 if startup.result is False:
                     self._kill_for_probe(run, "startup", startup.message)
             return
@@ -252,6 +300,7 @@ class PodWorker:
             state = run.probes.get(kind)
             if state is not None and state.due(now):
                 state.check(target)
+                self._probed(run, kind)
                 if kind == "liveness" and state.result is False:
                     self._kill_for_probe(run, kind, state.message)
                     return
@@ -259,7 +308,9 @@ class PodWorker:
     def _kill_for_probe(self, run: ContainerRun, kind: str, message: str) -> None:
         log.info("pod %s container %s failed %s probe: %s", self.key, run.name, kind, message)
         grace = float(self.pod["spec"].get("terminationGracePeriodSeconds") or 30)
-        run.kill(grace, f"Container {run.name} failed {kind} probe, will be restarted")
+        reason = f"Container {run.name} failed {kind} probe, will be restarted"
+        self._event(run, "Normal", "Killing", reason)
+        run.kill(grace, reason)
         run.reap(time.monotonic())
 
     def _next_wake(self) -> float:
@@ -268,7 +319,7 @@ class PodWorker:
         for run in [*self.init_runs, *self.runs]:
             if not run.running and run.next_attempt != float("inf"):
                 due.append(run.next_attempt)
-                if run.pull_failures:
+                if run.pull_failures and run.pull_error_until > now:  # a past deadline would spin the loop
                     due.append(run.pull_error_until)
             due.extend(p.next_due for p in run.probes.values())
         return max(0.05, min(due) - now)
@@ -313,6 +364,10 @@ class PodWorker:
         grace = meta.get("deletionGracePeriodSeconds")
         if grace is None:
             grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30)
+        if not self._vanished:
+            for run in [*self.init_runs, *self.runs]:
+                if run.running:
+                    self._event(run, "Normal", "Killing", f"Stopping container {run.name}")
         self._terminate(0.0 if self._vanished else float(grace))
         if self._vanished:
             return

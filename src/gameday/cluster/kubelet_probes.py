@@ -75,22 +75,41 @@ def _host(config: dict[str, Any], target: ProbeTarget) -> str:
     return target.host
 
 
+def dial_error(host: str, port: int, exc: OSError) -> str:
+    """An OSError worded as Go's net package words it (what kubelet probe output shows)."""
+    if isinstance(exc, TimeoutError):
+        return f"dial tcp {host}:{port}: i/o timeout"
+    return f"dial tcp {host}:{port}: connect: {(exc.strerror or str(exc)).lower()}"
+
+
 def probe_http(config: dict[str, Any], target: ProbeTarget, timeout: float) -> tuple[bool, str]:
-    conn = http.client.HTTPConnection(_host(config, target), _port(config.get("port"), target), timeout=timeout)
+    host, port, path = _host(config, target), _port(config.get("port"), target), config.get("path") or "/"
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    url = f"http://{host}:{port}{path}"
     try:
         headers = {h["name"]: h["value"] for h in config.get("httpHeaders") or []}
         headers.setdefault("User-Agent", "kube-probe/1.34")
-        conn.request("GET", config.get("path") or "/", headers=headers)
-        status = conn.getresponse().status
+        try:
+            conn.connect()
+        except OSError as exc:
+            return False, f'Get "{url}": {dial_error(host, port, exc)}'
+        try:
+            conn.request("GET", path, headers=headers)
+            status = conn.getresponse().status
+        except TimeoutError:
+            return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
         return 200 <= status < 400, f"HTTP probe failed with statuscode: {status}"
     finally:
         conn.close()
 
 
 def probe_tcp(config: dict[str, Any], target: ProbeTarget, timeout: float) -> tuple[bool, str]:
-    port = _port(config.get("port"), target)
-    with socket.create_connection((_host(config, target), port), timeout=timeout):
-        return True, ""
+    host, port = _host(config, target), _port(config.get("port"), target)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True, ""
+    except OSError as exc:
+        return False, dial_error(host, port, exc)
 
 
 def probe_exec(config: dict[str, Any], target: ProbeTarget, timeout: float) -> tuple[bool, str]:

@@ -1,7 +1,14 @@
-"""The kubelet's HTTPS endpoint: /healthz and /containerLogs, so `kubectl logs` works.
+"""The kubelet's HTTPS endpoint: /healthz, /containerLogs (`kubectl logs`), /exec and
+/portForward (`kubectl exec`, `kubectl port-forward`; served by kubelet_streams over SPDY/3.1)
+and /metrics/resource (kubelet_metrics, for metrics-server and `kubectl top`).
 
 The API server dials the node's InternalIP (127.0.0.1) and daemonEndpoints port,
 and by default does not verify the kubelet's certificate; a self-signed one suffices.
+
+Example::
+
+    server = KubeletHTTPServer(10250, find_logs, workdir / "pki", streams=StreamBackend(...))
+    server.start()  # ... server.stop() also ends open exec and port-forward sessions
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from gameday.cluster.kubelet_spdy import SpdySession
+from gameday.cluster.kubelet_streams import Job, StreamBackend, serve_upgrade
 
 FOLLOW_POLL_SECONDS = 0.3
 
@@ -67,6 +77,8 @@ def select_lines(lines: list[bytes], *, tail: int | None, timestamps: bool, sinc
 
 class _Handler(BaseHTTPRequestHandler):
     server: KubeletHTTPServer
+    # unbuffered reads: after a SPDY upgrade no byte of the connection may sit in a read buffer
+    rbufsize = 0
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet by design
         pass
@@ -76,14 +88,26 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in url.path.strip("/").split("/")]
         if parts[0] == "healthz":
             self._reply(200, b"ok")
+        elif parts == ["metrics", "resource"] and self.server.metrics is not None:
+            self._reply(200, self.server.metrics(), "text/plain; version=0.0.4")
         elif parts[0] == "containerLogs" and len(parts) in (3, 4):
             self._logs(parts[1], parts[2], parts[3] if len(parts) == 4 else None, parse_qs(url.query))
         else:
+            self.do_POST()
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        url = urlparse(self.path)
+        parts = [unquote(p) for p in url.path.strip("/").split("/")]
+        if (parts[0], len(parts)) in (("exec", 3), ("exec", 4), ("portForward", 3)):
+            serve_upgrade(self, self.server, self.server.streams, parts, parse_qs(url.query))
+        elif parts[0] == "attach":
+            self._reply(404, b"attach is not supported by the process kubelet: use kubectl exec or kubectl logs -f")
+        else:
             self._reply(404, b"not found")
 
-    def _reply(self, code: int, body: bytes) -> None:
+    def _reply(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -132,10 +156,15 @@ class _Handler(BaseHTTPRequestHandler):
 class KubeletHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, find_logs: LogFinder, cert_dir: Path) -> None:
+    def __init__(self, port: int, find_logs: LogFinder, cert_dir: Path, *,
+                 streams: StreamBackend | None = None, metrics: Callable[[], bytes] | None = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.find_logs = find_logs
+        self.streams = streams
+        self.metrics = metrics  # /metrics/resource (kubelet_metrics), for metrics-server
         self.stopping = threading.Event()
+        self._sessions: dict[SpdySession, tuple[Job, threading.Thread]] = {}
+        self._sessions_lock = threading.Lock()
         cert, key = self_signed_cert(cert_dir)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
@@ -151,7 +180,32 @@ class KubeletHTTPServer(ThreadingHTTPServer):
     def start(self) -> None:
         self._thread.start()
 
+    # -- open exec / port-forward sessions (kubelet_streams.SessionRegistry) -----------------
+    def track(self, session: SpdySession, job: Job) -> None:
+        with self._sessions_lock:
+            self._sessions[session] = (job, threading.current_thread())
+        if self.stopping.is_set():
+            job.stop()
+            session.close(graceful=False)
+
+    def untrack(self, session: SpdySession) -> None:
+        with self._sessions_lock:
+            self._sessions.pop(session, None)
+
+    @property
+    def session_count(self) -> int:
+        with self._sessions_lock:
+            return len(self._sessions)
+
     def stop(self) -> None:
         self.stopping.set()
         self.shutdown()
+        with self._sessions_lock:
+            sessions = list(self._sessions.items())
+        for session, (job, _) in sessions:
+            job.stop()  # kills exec'd commands, closes port-forward sockets
+            session.close(graceful=False)
+        deadline = time.monotonic() + 10
+        for _, (_, thread) in sessions:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.server_close()
