@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,24 @@ def local_cluster(built_binaries: None) -> Iterator[LocalCluster]:
     nodes = int(os.environ.get("GAMEDAY_TEST_NODES", "1"))
     with LocalCluster(nodes=nodes) as cluster:
         yield cluster
+
+
+TEST_IMAGES = Path(__file__).with_name("images-test.yaml")
+
+
+@pytest.fixture(scope="module")
+def cluster(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """The session cluster with tests/cluster/images-test.yaml in its catalog and a 1 s (at most 4 s)
+    restart back-off, for the kubelet's own tests."""
+    from gameday.cluster.kubelet import ProcessKubelet
+    from gameday.cluster.kubelet_containers import Backoff
+
+    kubelet = local_cluster.kubelet
+    assert isinstance(kubelet, ProcessKubelet), "the local cluster runs without the process kubelet"
+    kubelet.catalog.add_file(TEST_IMAGES)
+    previous, kubelet.backoff = kubelet.backoff, Backoff(base=1.0, maximum=4.0)
+    yield local_cluster
+    kubelet.backoff = previous
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,12 @@ import pytest
 from kubernetes import client
 
 from gameday.cluster.kubelet import ProcessKubelet
-from gameday.cluster.kubelet_containers import Backoff
 from gameday.cluster.local import LocalCluster
 from gameday.lifecycle import wait_until
 
 pytestmark = pytest.mark.cluster
 
-TEST_IMAGES = Path(__file__).with_name("images-test.yaml")
 
-
-@pytest.fixture(scope="module")
-def cluster(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
-    kubelet = local_cluster.kubelet
-    assert isinstance(kubelet, ProcessKubelet), "the local cluster runs without the process kubelet"
-    kubelet.catalog.add_file(TEST_IMAGES)
-    previous, kubelet.backoff = kubelet.backoff, Backoff(base=1.0, maximum=4.0)
-    yield local_cluster
-    kubelet.backoff = previous
 
 
 

@@ -9,30 +9,15 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from gameday.cluster.kubelet import ProcessKubelet
-from gameday.cluster.kubelet_containers import Backoff
 from gameday.cluster.kubelet_events import EventRecorder
 from gameday.cluster.local import LocalCluster
 from gameday.lifecycle import wait_until
-
-TEST_IMAGES = Path(__file__).with_name("images-test.yaml")
-
-
-@pytest.fixture(scope="module")
-def cluster(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
-    kubelet = local_cluster.kubelet
-    assert isinstance(kubelet, ProcessKubelet), "the local cluster runs without the process kubelet"
-    kubelet.catalog.add_file(TEST_IMAGES)
-    previous, kubelet.backoff = kubelet.backoff, Backoff(base=1.0, maximum=4.0)
-    yield local_cluster
-    kubelet.backoff = previous
 
 
 def kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> str:

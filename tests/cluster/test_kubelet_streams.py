@@ -35,16 +35,11 @@ from gameday.lifecycle import wait_until
 
 pytestmark = pytest.mark.cluster
 
-TEST_IMAGES = Path(__file__).with_name("images-test.yaml")
-
-
 @pytest.fixture(scope="module")
-def cluster(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
-    kubelet = local_cluster.kubelet
-    assert isinstance(kubelet, ProcessKubelet), "the local cluster runs without the process kubelet"
-    kubelet.catalog.add_file(TEST_IMAGES)
-    yield local_cluster
-    wait_until(lambda: kubelet.endpoints()["stream_sessions"] == 0, timeout=15,
+def cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """The conftest's cluster; after the module, no exec / port-forward session may be left open."""
+    yield cluster
+    wait_until(lambda: cluster.kubelet.endpoints()["stream_sessions"] == 0, timeout=15,  # type: ignore[union-attr]
                what="no exec / port-forward session left open in the kubelet")
 
 
