@@ -174,3 +174,23 @@ def test_a_step_module_that_does_not_import_is_one_line_exit_2(tmp_path):
     assert result.returncode == 2
     out = (result.stdout + result.stderr).strip().splitlines()
     assert len(out) == 1 and "broken_steps.py:2" in out[0] and "does not import" in out[0], out
+
+
+@pytest.mark.parametrize(("server", "expected"), [
+    ("https://127.0.0.1:1", "is unreachable: Connection refused"),
+    (None, "does not exist"),
+])
+def test_an_unreachable_or_missing_kubeconfig_cluster_is_one_line_exit_2(tmp_path, server, expected):
+    kubeconfig = tmp_path / "kubeconfig"
+    if server:
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+            f"clusters: [{{name: c, cluster: {{server: '{server}', insecure-skip-tls-verify: true}}}}]\n"
+            "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n")
+    result = subprocess.run([sys.executable, "-m", "gameday.cli", "run", str(REPO / "features" / "kubernetes_rollback.feature"),
+                             "--reports", str(tmp_path / "reports")], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**__import__("os").environ, "GAMEDAY_CLUSTER": "kubeconfig",
+                                               "GAMEDAY_KUBECONFIG": str(kubeconfig)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    [scenario] = json.loads((only_report(tmp_path) / "journal.json").read_text())["scenarios"]
+    assert expected in scenario["error"] and "Traceback" not in result.stdout + result.stderr

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import urllib3
 import yaml
 
 from gameday import settings
@@ -130,9 +131,12 @@ class KubeconfigCluster(ClusterAccess, Provider):
             return
         try:
             marked = self._marked("kube-system") or (namespace is not None and self._marked(namespace))
-        except OSError as exc:
-            raise EnvironmentNotReady(f"cluster {server_of(self.path, self.context)} is unreachable: {exc}",
-                                      fix="check the kubeconfig's server and credentials") from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            short = str(reason).rsplit("] ", 1)[-1].rstrip("')\"")  # "[Errno 111] Connection refused" -> the words
+            raise EnvironmentNotReady(f"cluster {server_of(self.path, self.context)} (kubeconfig {self.path}) is "
+                                      f"unreachable: {short}",
+                                      fix="check the kubeconfig's server, that the cluster runs, and credentials") from None
         if not marked:
             where = f"namespace {namespace} or kube-system" if namespace else "namespace kube-system"
             raise ConfigError(
