@@ -51,7 +51,8 @@ Feature: A good build made slow by the harness
     And p95 latency is back to baseline within 30 seconds
     And p99 latency stays below 250 ms for 3 seconds
     And the error rate stays below 0.1% for 3 seconds
-    And release "3.1.0" serves at least 100% of traffic
+    # a stdlib server drops the requests in flight when its pod is killed, so not 100 % of the last 10 s
+    And release "3.1.0" serves at least 95% of traffic
     And the version endpoint of service "checkout-api" answers 200
 """
 
@@ -66,6 +67,7 @@ def test_a_good_build_slowed_by_a_pod_annotation_is_caught_and_undone(team_repo:
     # the fault added 300 ms to every request the slow pods served: detected, then gone
     assert measured["time to detect"] >= 2
     assert measured["p95 latency"] < 250 and measured["baseline p95 latency"] < 100
+    assert measured["share of traffic on 3.1.0"] >= 95
     journal = json.loads(next((team_repo / "r").glob("*/journal.json")).read_text())
     events = [e for s in journal["scenarios"] for st in s["steps"] for e in st["events"]]
     deploy = next(e for e in events if e["kind"] == "bad-deploy")

@@ -189,15 +189,21 @@ class KubernetesRehearsal:
         self.load.start()
         if self.journal is not None:
             self.journal.at_scenario_end(self.record_signals)
-        self.capture_baseline(BASELINE_SECONDS)
+        self.capture_baseline(BASELINE_SECONDS, measured=False)
 
-    def capture_baseline(self, seconds: float) -> Baseline:
-        """Golden signals of the healthy service; the run stops here if they are not clean."""
+    def capture_baseline(self, seconds: float, *, measured: bool = True) -> Baseline:
+        """Golden signals of the healthy service; the run stops here if they are not clean.
+
+        The gate every load start passes is an event; a baseline step's figures are measurements.
+        """
         load = self.require_load()
         service = self.service()
         version = self.deployed[service.name].stable if service.release and service.name in self.deployed else None
         self.baseline = capture_baseline(load, seconds=seconds / self.timeline.scale, timeout=60 + seconds,
-                                         version=version, journal=self.journal)
+                                         version=version, journal=self.journal if measured else None)
+        if not measured:
+            self._event("baseline", f"clean baseline before the incident: {self.baseline.summary()}",
+                        **self.baseline.to_dict())
         return self.baseline
 
     def stop(self) -> None:
