@@ -229,6 +229,14 @@ def endpoint_answers(kubernetes_rehearsal, endpoint, service, status):
     check.require_endpoint(kubernetes_rehearsal, service, endpoint, status)
 
 
+@then(step('the version endpoint of service "{service}" names release "{release}"'))
+def version_names(kubernetes_rehearsal, service, release):
+    """GET the version endpoint: the release it names (header or JSON field, as the project file says).
+    Example: Then the version endpoint of service "checkout-api" names release "1.4.2"
+    """
+    check.require_version_names(kubernetes_rehearsal, service, release)
+
+
 @then(step('service "{service}" selects the {track} track'))
 def service_selects(kubernetes_rehearsal, service, track):
     """The Service's selector is on a track.

@@ -54,6 +54,7 @@ Feature: A good build made slow by the harness
     # a stdlib server drops the requests in flight when its pod is killed, so not 100 % of the last 10 s
     And release "3.1.0" serves at least 95% of traffic
     And the version endpoint of service "checkout-api" answers 200
+    And the version endpoint of service "checkout-api" names release "3.1.0"
 """
 
 

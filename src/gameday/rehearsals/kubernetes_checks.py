@@ -106,7 +106,7 @@ def require_pods_running(r: KubernetesRehearsal, deployment: str | None, max_res
         raise RehearsalFailed(f"deployment/{name}: {'; '.join(bad)} (at most {max_restarts} restarts allowed)")
 
 
-def require_endpoint(r: KubernetesRehearsal, name: str | None, endpoint: str, status: int) -> None:
+def _get_endpoint(r: KubernetesRehearsal, name: str | None, endpoint: str) -> tuple[Any, str, int, Any, bytes]:
     """GET the service's health/ready/version endpoint (from the project file) through its address."""
     service = r.service(name)
     path = service.need(f"its {endpoint} endpoint", getattr(service.endpoints, endpoint, None),
@@ -114,15 +114,31 @@ def require_endpoint(r: KubernetesRehearsal, name: str | None, endpoint: str, st
     url = r.service_url(service) + path
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a loopback URL we built
-            got = response.status
+            return service, path, response.status, response.headers, response.read(65536)
     except urllib.error.HTTPError as exc:
-        got = exc.code
+        return service, path, exc.code, exc.headers, exc.read(65536)
     except OSError as exc:
         raise RehearsalFailed(f"{endpoint} endpoint {url} did not answer: {exc}") from None
-    r._event("verify", f"GET {path} on service {service.service_name} answered {got}", url=url, status=got)
+
+
+def require_endpoint(r: KubernetesRehearsal, name: str | None, endpoint: str, status: int) -> None:
+    service, path, got, _, _ = _get_endpoint(r, name, endpoint)
+    r._event("verify", f"GET {path} on service {service.service_name} answered {got}", path=path, status=got)
     if got != status:
         raise RehearsalFailed(f"{endpoint} endpoint {path} of service {service.service_name} answered {got}, "
                               f"expected {status}")
+
+
+def require_version_names(r: KubernetesRehearsal, name: str | None, release: str) -> None:
+    """``curl /version | jq -r .version``: the version endpoint names the release (read as the project says)."""
+    service, path, got, headers, body = _get_endpoint(r, name, "version")
+    reader = service.need("how a response names its release", service.release, "release: {header: ...}")
+    named = reader.read(headers, body)
+    r._event("verify", f"GET {path} on service {service.service_name}: {got}, release {named}", status=got,
+             release=named)
+    if named != release:
+        raise RehearsalFailed(f"the version endpoint {path} of service {service.service_name} names release "
+                              f"{named or '(none: ' + reader.describe() + ' not in the response)'}, expected {release}")
 
 
 def require_selector(r: KubernetesRehearsal, name: str | None, track: str) -> None:
