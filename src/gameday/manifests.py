@@ -14,7 +14,6 @@ asked, every object moved into the rehearsal namespace.
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -178,8 +177,6 @@ class Manifests:
                 doc["metadata"]["namespace"] = namespace
             if kind == "Deployment" and _name(doc) == self.service.deployment:
                 self._deployment(doc, release, replicas, track, annotations)
-            elif kind == "Deployment":
-                pass
             elif kind == "Service" and _name(doc) == self.service.service_name:
                 if not with_service:
                     continue
@@ -217,6 +214,3 @@ class Manifests:
 def to_yaml(docs: list[Doc]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
-
-def to_json(docs: list[Doc]) -> str:
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
