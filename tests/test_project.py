@@ -182,3 +182,36 @@ def test_a_locustfile_that_does_not_import_exits_2_before_anything_starts(repo: 
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1, lines
     assert "f.feature:3" in lines[0] and "load.py does not import: SyntaxError" in lines[0]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--config", "missing.yaml"], "project file missing.yaml does not exist"),
+    (["--images", "nope.yaml"], "image catalog"),
+])
+def test_a_missing_config_or_catalog_file_is_one_line_exit_2(repo: Path, args, expected):
+    done = subprocess.run([sys.executable, "-m", "gameday.cli", "run", *args], cwd=repo, capture_output=True,
+                          text=True, timeout=120)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], lines
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--release-header", "X-V", "--release-json", "v"], "say how a response names the release"),
+    (["--release-header", "X-V", "--manifests", "nowhere"], "does not exist"),
+    (["--release-header", "X-V", "--command", "'unclosed"], "does not parse"),
+])
+def test_gameday_init_refuses_bad_input_in_one_line(repo: Path, args, expected):
+    (repo / "gameday.yaml").unlink()
+    argv = [sys.executable, "-m", "gameday.cli", "init", "--command", "{python} app.py", *args]
+    done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=60)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], lines
+    assert not (repo / "gameday.yaml").exists()
+
+
+def test_gameday_init_never_overwrites_a_project_file(repo: Path):
+    before = (repo / "gameday.yaml").read_text()
+    done = subprocess.run([sys.executable, "-m", "gameday.cli", "init", "--command", "x", "--release-header", "X-V"],
+                          cwd=repo, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "already exists" in done.stdout + done.stderr
+    assert (repo / "gameday.yaml").read_text() == before

@@ -87,6 +87,7 @@ def run_features(
     console = console or Console(stderr=False)
     run_id = run_id or new_run_id()
     team = project.load(config)
+    team.catalog()  # the project's images: and --images files are checked now, not when a cluster starts
     step_modules = [*team.step_modules(), *step_modules]
     paths = list(paths)
     if not paths and not team.is_demo and (team.root / "features").is_dir():
