@@ -16,7 +16,7 @@ from gameday.timeline import targets_from_table
 
 # What each argument names, so `gameday run` checks it against the project before anything starts.
 NAMES = {"service": "service", "deployment": "deployment", "release": "release", "blue": "release",
-         "green": "release", "fault": "fault", "users": "load"}
+         "green": "release", "fault": "fault", "users": "load", "runbook": "runbook", "section": "section"}
 
 
 # -- the environment ---------------------------------------------------------------------------------
@@ -121,6 +121,13 @@ def on_call_runs(kubernetes_rehearsal, command):
     """A kubectl line from the runbook, on the rehearsal cluster; {revision} is the noted one.
     Example: When the on-call engineer runs "kubectl rollout undo deployment/checkout-api --to-revision={revision}\""""
     kubernetes_rehearsal.run_command(command)
+
+
+@when(step('the on-call engineer follows section "{section}" of runbook "{runbook}"'))
+def follow_runbook(kubernetes_rehearsal, section, runbook):
+    """The act phase is the team's runbook itself: that section's commands, run against the rehearsal.
+    Example: When the on-call engineer follows section "Roll back" of runbook "runbooks/checkout-api.md""""
+    kubernetes_rehearsal.follow_runbook(runbook, section)
 
 
 @when(step('the on-call engineer notes the previous revision in the rollout history of deployment "{deployment}"'))

@@ -25,6 +25,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "db": ("gameday.database.cli", "db"),
     "cluster": ("gameday.cluster.cli", "cluster"),
     "aws": ("gameday.aws.cli", "aws"),
+    "runbook": ("gameday.runbook.cli", "runbook"),
 }
 
 

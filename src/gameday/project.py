@@ -159,6 +159,16 @@ class ServiceModel(_Model):
         return self
 
 
+class RunbookModel(_Model):
+    """How the team's runbooks map onto the rehearsal (also the shape of a ``--bindings`` file)."""
+
+    set: dict[str, str | int | float] = Field(default_factory=dict)  # placeholder -> value or @fact
+    namespaces: dict[str, str] = Field(default_factory=dict)  # the runbook's namespace -> the rehearsal's
+    contexts: list[str] = Field(default_factory=list)  # kube contexts that mean the rehearsal cluster
+    hosts: dict[str, str] = Field(default_factory=dict)  # host -> a service of the project, or a URL
+    ecs: dict[str, Any] = Field(default_factory=dict)  # cluster: NAME, services: [NAME, ...]
+
+
 class ProjectModel(_Model):
     name: str | None = None
     namespace: str = "default"
@@ -166,6 +176,7 @@ class ProjectModel(_Model):
     services: dict[str, ServiceModel] = Field(min_length=1)
     images: list[dict[str, Any]] = Field(default_factory=list)
     steps: list[str] = Field(default_factory=list)
+    runbook: RunbookModel = Field(default_factory=RunbookModel)
 
     _namespace = field_validator("namespace")(_dns_name)
 

@@ -284,6 +284,25 @@ class KubernetesRehearsal:
         if deployment is not None and (service.namespace, deployment) not in self._acted_on:
             self._acted_on.append((service.namespace, deployment))
 
+    def begin_acting(self, service: Service) -> None:
+        """The on-call starts acting on the service (e.g. following the runbook): "acted", and every
+        Deployment of it is one whose rollout "done" waits for."""
+        self._act(service, None)
+        for name in (self.deployed[service.name].deployments if service.name in self.deployed else []):
+            self._act(service, name)
+
+    def follow_runbook(self, path: str, section: str) -> Any:
+        """The act phase performed by the team's runbook section itself (see gameday.runbook.follow)."""
+        from gameday.runbook.follow import follow_section
+
+        return follow_section(self, path, section)
+
+    def check_runbook(self, path: str) -> Any:
+        """The whole runbook run against this rehearsal (no timeline marks): see gameday.runbook.follow."""
+        from gameday.runbook.follow import check_whole
+
+        return check_whole(self, path)
+
     def run_command(self, command: str, *, timeout: float = 180) -> None:
         """A kubectl line from the runbook; ``{revision}`` and other noted values are filled in."""
         line = _PLACEHOLDER.sub(lambda m: self._remembered(m.group(1)), command)

@@ -56,6 +56,13 @@ class Preflight:
             service = self.project.service()  # "steady traffic from N users": the only service's load
         if service is not None and service.load is not None and service.load.locustfile is not None:
             self._locustfile(service.load.locustfile)
+        runbooks = [value for kind, value in named if kind == "runbook"]
+        for runbook in runbooks:
+            from gameday.runbook.follow import load
+
+            for section in [value for kind, value in named if kind == "section"] or [""]:
+                if section:
+                    load(self.project, runbook, section)  # the file parses and has the section
         releases = [value for kind, value in named if kind == "release"]
         if releases and self.embedded:
             candidates = [service] if service is not None else list(self.project.services.values())

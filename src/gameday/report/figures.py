@@ -40,3 +40,21 @@ def headline(scenario: dict[str, Any], limit: int = 3) -> str:
             part += f" ({'≤' if m['bound'] == 'max' else '≥'} {m['target']:g}{' MISSED' if m['passed'] is False else ''})"
         parts.append(part)
     return "; ".join(parts) or "—"
+
+
+def _events(scenario: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    found = [e for e in scenario.get("events", []) if e["kind"] == kind]
+    for step in scenario.get("steps", []):
+        found += [e for e in step.get("events", []) if e["kind"] == kind]
+    return found
+
+
+def runbook_steps(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runbook view of a scenario: each runbook step run in it (line, status, time, output)."""
+    return [e["data"] for e in _events(scenario, "runbook-step")]
+
+
+def drift(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """Drift and other findings of a runbook run in the scenario, by line."""
+    return sorted((e["data"] for e in _events(scenario, "drift") + _events(scenario, "finding")),
+                  key=lambda d: (not d.get("drift", True), d.get("line", 0)))

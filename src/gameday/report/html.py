@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from gameday.report.figures import fmt_measurement, scenario_measurements, verdict_mark
+from gameday.report.figures import drift, fmt_measurement, runbook_steps, scenario_measurements, verdict_mark
 
 _MARK_LABELS = {"t0": "bad deploy", "detected": "alarm", "acted": "rollback issued", "done": "rollout complete",
                 "recovered": "recovered"}
@@ -48,6 +48,17 @@ svg{max-width:100%;height:auto}
 <td>{% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %}</td>
 <td>{% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %}</td></tr>
 {% endfor %}</table>{% endif %}
+{% set rb = runbook_steps(s) %}{% if rb %}
+<h3>Runbook steps</h3>
+<table><tr><th>Line</th><th>Status</th><th>Time</th><th>Step</th><th>Output (end)</th></tr>
+{% for r in rb %}<tr><td>{{ r.line }}</td><td class="{{ 'passed' if r.status == 'passed' else ('failed' if r.status in ('failed', 'timeout', 'skipped') else '') }}">{{ r.status }}</td>
+<td>{{ "%.2f" | format(r.duration_s) }} s</td><td>{{ r.title }}{% if r.reason %}<br><small>{{ r.reason }}</small>{% endif %}</td>
+<td><pre>{{ r.output[-400:] }}</pre></td></tr>
+{% endfor %}</table>{% endif %}
+{% set found = drift(s) %}{% if found %}
+<h3>Runbook findings</h3><ul>
+{% for f in found %}<li class="{{ 'failed' if f.drift else '' }}">line {{ f.line }} · {{ f.kind }}: {{ f.message }}</li>
+{% endfor %}</ul>{% endif %}
 {% endfor %}
 </body></html>
 """
@@ -57,7 +68,8 @@ def render_html(journal: dict[str, Any]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     plots = [timeline_svg(s) for s in journal["scenarios"]]
     return env.from_string(_TEMPLATE).render(j=journal, plots=plots, mark=verdict_mark, fmt=fmt_measurement,
-                                             measurements=scenario_measurements)
+                                             measurements=scenario_measurements,
+                                             runbook_steps=runbook_steps, drift=drift)
 
 
 def _signals(scenario: dict[str, Any]) -> dict[str, Any] | None:

@@ -6,7 +6,14 @@ from typing import Any
 
 import jinja2
 
-from gameday.report.figures import fmt_measurement, headline, scenario_measurements, verdict_mark
+from gameday.report.figures import (
+    drift,
+    fmt_measurement,
+    headline,
+    runbook_steps,
+    scenario_measurements,
+    verdict_mark,
+)
 
 _TEMPLATE = """\
 # gameday run {{ j.run_id }}
@@ -47,6 +54,26 @@ _{{ s.feature }}_{% if s.tags %} · tags: {{ s.tags | join(", ") }}{% endif %}
 | {{ m.name | cell }} | {{ fmt(m) }} | {% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %} | {% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %} | {{ m.fidelity }} |
 {% endfor %}
 {%- endif %}
+{%- set rb = runbook_steps(s) %}
+{%- if rb %}
+
+Runbook steps:
+
+| Line | Status | Time | Step | Output (end) |
+|---|---|---|---|---|
+{% for r in rb -%}
+| {{ r.line }} | {{ r.status }} | {{ "%.2f" | format(r.duration_s) }} s | {{ r.title | cell }}{% if r.reason %} ({{ r.reason | cell }}){% endif %} | {{ r.output[-160:] | cell }} |
+{% endfor %}
+{%- endif %}
+{%- set found = drift(s) %}
+{%- if found %}
+
+Runbook findings:
+
+{% for f in found -%}
+- line {{ f.line }} · {{ "drift" if f.drift else "note" }} · {{ f.kind }}: {{ f.message }}
+{% endfor %}
+{%- endif %}
 {%- endfor %}
 """
 
@@ -62,4 +89,5 @@ def render_summary(journal: dict[str, Any]) -> str:
     return template.render(
         j=journal, counts=counts, total=sum(s["duration_s"] or 0 for s in scenarios), simulated=simulated,
         mark=verdict_mark, headline=headline, measurements=scenario_measurements, fmt=fmt_measurement,
+        runbook_steps=runbook_steps, drift=drift,
     )
