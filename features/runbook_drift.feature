@@ -18,7 +18,7 @@ Feature: Is our runbook still current?
     Then the runbook check lists exactly this drift:
       | line | kind                |
       | 3    | stale               |
-      | 8    | target-missed       |
+      | 9    | target-missed       |
       | 18   | missing-object      |
       | 19   | rejected-flag       |
       | 24   | unbound-placeholder |

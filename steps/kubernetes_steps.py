@@ -126,7 +126,7 @@ def on_call_runs(kubernetes_rehearsal, command):
 @when(step('the on-call engineer follows section "{section}" of runbook "{runbook}"'))
 def follow_runbook(kubernetes_rehearsal, section, runbook):
     """The act phase is the team's runbook itself: that section's commands, run against the rehearsal.
-    Example: When the on-call engineer follows section "Roll back" of runbook "runbooks/checkout-api.md""""
+    Example: When the on-call engineer follows section "Roll back" of runbook "runbooks/checkout-api.md\""""
     kubernetes_rehearsal.follow_runbook(runbook, section)
 
 

@@ -71,6 +71,7 @@ class SectionOutcome:
     target_s: float | None
     target_text: str
     findings: list[Finding]
+    target_line: int = 0
     subtree_s: float = 0.0  # this section and its sub-sections: what its stated target is held to
 
     @property
@@ -168,7 +169,8 @@ class RunbookCheck:
             outcome.findings = [f for f in outcome.findings if not (f.kind == "missing-cli" and f.line in scripts)]
         target = next((t for t in section.targets if t.kind == "section"), None)
         return SectionOutcome(section, steps, sum(s.result.duration_s for s in steps),
-                              target.seconds if target else None, target.text if target else "", findings)
+                              target.seconds if target else None, target.text if target else "", findings,
+                              target.line if target else 0)
 
     def _step(self, step: Step, workspace: Workspace) -> StepOutcome:
         outcome = self._run_step(step, workspace)
@@ -238,7 +240,7 @@ def _hold_targets(runbook: Runbook, outcomes: list[SectionOutcome]) -> None:
         took = outcome.subtree_s = sum(o.duration_s for o in subtree)
         ran = any(s.status in ("passed", "failed", "timeout") for o in subtree for s in o.steps)
         if ran and took > outcome.target_s:
-            outcome.findings.append(Finding("target-missed", outcome.section.line,
+            outcome.findings.append(Finding("target-missed", outcome.target_line or outcome.section.line,
                                             f"section took {took:.1f} s, its target is {outcome.target_text}",
                                             outcome.section.title))
 

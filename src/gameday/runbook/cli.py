@@ -13,6 +13,8 @@ from rich.table import Table
 
 from gameday import settings
 from gameday.console import console
+from gameday.runbook.check import CheckResult, StepOutcome
+from gameday.runbook.model import Runbook, Section, Step
 
 
 @click.group()
@@ -98,16 +100,13 @@ _MARK = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "timeout": 
          "skipped": "[yellow]–[/yellow]", "manual": "[dim]✋[/dim]", "not-rehearsable": "[dim]∅[/dim]"}
 
 
-def _print_step(outcome: object) -> None:
-    step, result = outcome.step, outcome.result  # type: ignore[attr-defined]
+def _print_step(outcome: StepOutcome) -> None:
+    step, result = outcome.step, outcome.result
     console.print(f"  {_MARK.get(result.status, '?')} {step.line:>4}  {result.status:<15} {result.duration_s:6.2f} s  "
                   f"{step.title[:70]}", highlight=False, markup=True)
 
 
-def _print_summary(result: object) -> None:
-    from gameday.runbook.check import CheckResult
-
-    assert isinstance(result, CheckResult)
+def _print_summary(result: CheckResult) -> None:
     if result.findings:
         table = Table(title=f"findings in {result.runbook.path}", show_lines=False)
         for column in ("line", "kind", "finding"):
@@ -120,14 +119,14 @@ def _print_summary(result: object) -> None:
     console.print(f"runbook {verdict}: {counts} · {result.duration_s:.1f} s of steps", highlight=False)
 
 
-def _list(book: object, sections: list[object]) -> None:
+def _list(book: Runbook, sections: list[Section]) -> None:
     for section in sections:
-        console.print(f"[bold]{section.line:>4} {'#' * max(1, section.level)} {section.title}[/bold]",  # type: ignore[attr-defined]
+        console.print(f"[bold]{section.line:>4} {'#' * max(1, section.level)} {section.title}[/bold]",
                       highlight=False)
-        for step in section.steps:  # type: ignore[attr-defined]
+        for step in section.steps:
             console.print(f"     {step.line:>4}  {step.kind:<7} {step.title[:80]}", highlight=False)
 
 
-def _confirm(step: object) -> bool:
-    console.print(f"[bold]manual step[/bold] (line {step.line}): {step.text}", highlight=False)  # type: ignore[attr-defined]
+def _confirm(step: Step) -> bool:
+    console.print(f"[bold]manual step[/bold] (line {step.line}): {step.text}", highlight=False)
     return click.confirm("done?", default=True)

@@ -148,7 +148,7 @@ def _ecs(aws: Any, project: Project, bindings: Bindings, journal: Journal) -> di
     ecs = aws.client("ecs")
     cluster = str(bindings.ecs.get("cluster") or bindings.values.get("AWS_CLUSTER") or project.model.name or "rehearsal")
     ensure_cluster(ecs, cluster)
-    names = list(dict.fromkeys([*project.services, *bindings.ecs.get("services", [])]))
+    names = list(dict.fromkeys([*bindings.ecs.get("services", []), *project.services]))  # PREV_TASK: the first
     prev_task = ""
     for name in names:
         first = register(ecs, Release(family=name, repository=f"rehearsal/{name}", version="previous"))

@@ -196,9 +196,9 @@ class Workspace:
         if status != "timeout":
             if code != 0 or failures or any(c.exit != 0 for c in calls if c.outcome == "ran"):
                 status = "failed"
-            if calls and all(c.outcome != "ran" for c in calls if c.tool != "sleep"):
-                status = "not-rehearsable" if all(c.outcome == "not-rehearsable" for c in calls
-                                                  if c.tool != "sleep") else "failed"
+            wrapped = [c for c in calls if c.tool != "sleep"]
+            if wrapped and all(c.outcome != "ran" for c in wrapped):
+                status = "not-rehearsable" if all(c.outcome == "not-rehearsable" for c in wrapped) else "failed"
         return StepResult(status=status, duration_s=duration, exit_code=code, output=output, calls=calls,
                           failures=failures, started=started,
                           reason=f"killed at its {timeout:g} s timeout" if status == "timeout" else "")

@@ -23,13 +23,13 @@ from gameday.runbook.parse import parse_runbook
 
 def resolve(project: Project, path: str) -> Path:
     """A runbook path as a feature names it: relative to the project file's folder, else the working one."""
-    import gameday.shipped.scenarios as shipped
+    from gameday.paths import shipped
 
-    for base in (project.root, Path.cwd(), Path(shipped.__path__[0])):
+    for base in (project.root, Path.cwd(), shipped("scenarios")):
         candidate = (base / path).resolve()
         if candidate.exists():
             return candidate
-    raise ConfigError(f"runbook {path} not found (looked in {project.root} and {Path.cwd()})",
+    raise ConfigError(f"runbook {path} not found (looked in {project.root}, {Path.cwd()} and the shipped scenarios)",
                       fix="give its path relative to the project file's folder")
 
 
@@ -51,7 +51,7 @@ def check_whole(rehearsal: Any, path: str) -> CheckResult:
     target = from_kubernetes_rehearsal(rehearsal, project, bindings)
     result = RunbookCheck(book, bindings, target, workdir=project.root, scratch=temp_dir("runbook")).run()
     if rehearsal.journal is not None:
-        record_in_step(rehearsal.journal, result)
+        record_in_step(rehearsal.journal, result, hold_targets=False)
     return result
 
 

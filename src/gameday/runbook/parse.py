@@ -306,6 +306,9 @@ def _parse_text(path: Path, text: str) -> Runbook:
             _text_command(build, command, number)
             if rest:
                 build.step("manual", rest, (number,), title=rest)
+        elif _NEXT_ITEM.search(line) and not _META.match(line):
+            rest = line[_NEXT_ITEM.search(line).end():].strip()  # type: ignore[union-attr]
+            build.step("manual", rest, (number,), title=rest)  # "/health,/ready - Compare ..."
         elif _META.match(line) or len(line) > 60 or line.endswith((".", ":")):
             continue  # metadata (Issue:, Status:) or prose
         elif re.match(r"^[A-Z][\w-]*(\s+[\w()/-]+){0,6}$", line):

@@ -96,18 +96,23 @@ def _close(journal: Journal, scenario: Scenario, section: SectionOutcome) -> Non
                                       if not s.findings)])[:1000]
 
 
-def record_in_step(journal: Journal, result: CheckResult) -> None:
-    """Inside a game day: everything as events (and section times) of the current step."""
+def record_in_step(journal: Journal, result: CheckResult, *, hold_targets: bool = True) -> None:
+    """Inside a game day: everything as events (and section times) of the current step.
+
+    ``hold_targets=False`` (a check whose findings the feature judges): a missed section target
+    is a drift finding, not a failed measurement."""
     for section in result.sections:
         for outcome in section.steps:
-            journal.event("runbook-step", f"line {outcome.step.line}: {outcome.result.status}", **step_data(outcome))
+            journal.current.events.append(_event("runbook-step", f"line {outcome.step.line}: "
+                                                 f"{outcome.result.status}", step_data(outcome)))
         if section.steps or section.target_s is not None:
             took = section.subtree_s if section.target_s is not None else section.duration_s
             journal.measure(f"runbook section '{section.section.title}' time", round(took, 3), "s",
-                            target=section.target_s, detail=section.target_text)
+                            target=section.target_s if hold_targets else None,
+                            detail=section.target_text if hold_targets or not section.target_text
+                            else f"stated: {section.target_text}")
     for finding in result.findings:
-        journal.event("drift" if finding.drift else "finding", f"line {finding.line}: {finding.message}",
-                      **finding.to_dict())
+        journal.current.events.append(_finding_event(journal, finding))
 
 
 def _event(kind: str, message: str, data: dict[str, Any]) -> Any:
