@@ -57,6 +57,8 @@ Rule = tuple[str, re.Pattern[str], str, Callable[[re.Match[str]], str]]
 RULES: list[Rule] = [
     ("kubectl", re.compile(r'\(NotFound\): (\S+?) "([^"]+)" not found'), "missing-object",
      lambda m: f"{_resource(m.group(1))} {m.group(2)} does not exist"),
+    ("kubectl", re.compile(r'\b([a-z]+(?:\.[a-z0-9.]+)?) "([^"]+)" not found'), "missing-object",
+     lambda m: f"{_resource(m.group(1))} {m.group(2)} does not exist"),
     ("kubectl", re.compile(r"unable to find (?:the )?specified revision (\d+)"), "missing-object",
      lambda m: f"revision {m.group(1)} does not exist in the rollout history"),
     ("kubectl", re.compile(r'the server doesn\'t have a resource type "([^"]+)"'), "missing-object",
