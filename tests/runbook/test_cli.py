@@ -58,3 +58,32 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, setup, args, needles):
     result = gameday(*args, cwd=tmp_path)
     one_line_exit_2(result, *needles)
     assert not (tmp_path / "reports").exists()  # nothing started, nothing written
+
+
+def test_sigterm_stops_the_check_keeps_what_ran_and_leaves_nothing_running(tmp_path):
+    import json
+    import os
+    import signal
+    import time
+
+    runbook = tmp_path / "slow.md"
+    marker = tmp_path / "sleeping.pid"
+    runbook.write_text(f"# slow\n\n## Go\n\n```bash\necho first\n```\n\n```bash\nsleep 60 &\necho $! > {marker}\n"
+                       "wait\n```\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gameday.cli", "runbook", "check", str(runbook)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the second step never started"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, out + err
+    assert "Traceback" not in err and "interrupted: the steps run so far are in" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(marker.read_text()), 0)  # the step's background sleep was killed with it
+    [run] = list((tmp_path / "reports").iterdir())
+    journal = json.loads((run / "journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    [scenario] = journal["scenarios"]
+    assert [(s["name"], s["status"]) for s in scenario["steps"]] == [("line 6: echo first", "passed")]

@@ -149,8 +149,11 @@ class PodWorker:
                 self._wake.wait(self._next_wake())
                 self._wake.clear()
             self._terminate(2.0)
-        except Exception:
-            log.exception("pod worker %s failed", self.key)
+        except Exception as exc:
+            if _api_unreachable(exc):  # the control plane went first (a run stopped by a signal): no traceback
+                log.warning("pod worker %s stopped: the API server no longer answers", self.key)
+            else:
+                log.exception("pod worker %s failed", self.key)
             self._terminate(2.0)
         finally:
             self.ctx.forget(self.uid)
@@ -401,3 +404,16 @@ class PodWorker:
         now = time.monotonic()
         for run in [*self.init_runs, *self.runs]:
             run.reap(now)
+
+
+def _api_unreachable(exc: BaseException) -> bool:
+    """A connection the API server refused or dropped (urllib3's errors, wrapped or not)."""
+    import urllib3.exceptions
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (urllib3.exceptions.MaxRetryError, urllib3.exceptions.NewConnectionError,
+                             urllib3.exceptions.ProtocolError, ConnectionError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

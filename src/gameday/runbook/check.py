@@ -131,6 +131,9 @@ class RunbookCheck:
         self.max_age_days = max_age_days
         self.today = today or date.today()
         self.on_step = on_step
+        self._outcomes: list[SectionOutcome] = []
+        self._findings: list[Finding] = []
+        self._open: SectionOutcome | None = None
         shell_texts = [s.text for s in runbook.steps() if s.kind == "shell"]
         self.assigned = assigned_names(shell_texts)
         sources_state = any(c.program in ("source", ".") and ".rollback_state" in c.text
@@ -144,12 +147,23 @@ class RunbookCheck:
         old = stale(self.runbook.last_updated, self.runbook.last_updated_line, self.max_age_days, self.today)
         if old is not None:
             findings.append(old)
-        outcomes: list[SectionOutcome] = []
+        self._findings = findings
+        outcomes = self._outcomes = []
         with Workspace(self.scratch, workdir=self.workdir, context=self.rehearsal.context(),
                        rollback_state=self.rehearsal.rollback_state, env=self.rehearsal.env) as workspace:
             for section in chosen:
+                self._open = SectionOutcome(section, [], 0.0, None, "", [])
                 outcomes.append(self._section(section, workspace))
+                self._open = None
+        return self.partial()
+
+    def partial(self) -> CheckResult:
+        """What was found so far (all of it once :meth:`run` returned; an interrupted check's part)."""
+        outcomes = list(self._outcomes)
+        if self._open is not None and self._open.steps:
+            outcomes.append(self._open)
         _hold_targets(self.runbook, outcomes)
+        findings = list(self._findings)
         for outcome in outcomes:
             findings.extend(outcome.findings)
         return CheckResult(self.runbook, outcomes, findings)
@@ -157,6 +171,8 @@ class RunbookCheck:
     def _section(self, section: Section, workspace: Workspace) -> SectionOutcome:
         steps = []
         findings = missing_scripts([c for s in section.steps for c in s.commands], workspace.cwd, section.title)
+        if self._open is not None:
+            steps = self._open.steps  # an interrupted check still reports the steps this section ran
         for step in section.steps:
             outcome = self._step(step, workspace)
             steps.append(outcome)

@@ -54,7 +54,7 @@ def check(path: Path, sections: tuple[str, ...], sets: tuple[str, ...], bindings
           max_age: int, interactive: bool, list_only: bool, reports: Path | None, run_id: str | None) -> None:
     """Run RUNBOOK (or --section of it) against a rehearsal; list every step and every drift by line."""
     from gameday import project as projects
-    from gameday.journal import Journal
+    from gameday.journal import Journal, Status
     from gameday.lifecycle import temp_dir
     from gameday.report import write_reports
     from gameday.runbook.bind import Bindings
@@ -82,15 +82,25 @@ def check(path: Path, sections: tuple[str, ...], sets: tuple[str, ...], bindings
     console.print(f"[bold]{book.title}[/bold] · {len(chosen)} sections, {len(steps)} steps · project "
                   f"{project.path}", highlight=False)
     confirm = _confirm if interactive else None
-    with check_environment(steps, project, bound, journal, before=before, after=after) as rehearsal:
-        rehearsal.sleep_scale = sleep_scale
-        runner = RunbookCheck(book, bound, rehearsal, workdir=(workdir or project.root),
-                              scratch=temp_dir("runbook"), step_timeout=step_timeout, confirm=confirm,
-                              max_age_days=max_age, on_step=_print_step)
-        result = runner.run(chosen)
+    out_dir = (reports or Path(settings.get("reports"))) / journal.run_id
+    runner: RunbookCheck | None = None
+    try:
+        with check_environment(steps, project, bound, journal, before=before, after=after) as rehearsal:
+            rehearsal.sleep_scale = sleep_scale
+            runner = RunbookCheck(book, bound, rehearsal, workdir=(workdir or project.root),
+                                  scratch=temp_dir("runbook"), step_timeout=step_timeout, confirm=confirm,
+                                  max_age_days=max_age, on_step=_print_step)
+            result = runner.run(chosen)
+    except (KeyboardInterrupt, SystemExit):
+        if runner is not None:  # what ran before the interrupt is kept, and says it was interrupted
+            record_check(journal, runner.partial())
+        journal.finish(Status.INTERRUPTED)
+        write_reports(journal, out_dir)
+        console.print(f"interrupted: the steps run so far are in {out_dir}", highlight=False)
+        raise
     record_check(journal, result)
     journal.finish()
-    out = write_reports(journal, (reports or Path(settings.get("reports"))) / journal.run_id)
+    out = write_reports(journal, out_dir)
     _print_summary(result)
     console.print(f"reports: {out}", highlight=False)
     sys.exit(result.exit_code)
