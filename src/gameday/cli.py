@@ -70,8 +70,11 @@ def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_
     """Run game-day features (default: the project's features/, else the shipped ones) and write reports."""
     import os
 
+    from gameday.paths import safe_name
     from gameday.runner import run_features
 
+    if run_id is not None:
+        safe_name(run_id, "--run-id")  # a folder name under --reports, never a path out of it
     if images:
         os.environ["GAMEDAY_IMAGES"] = os.pathsep.join(str(p.resolve()) for p in images)
     result = run_features(paths, reports=reports or Path(settings.get("reports")), run_id=run_id,

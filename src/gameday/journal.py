@@ -175,7 +175,9 @@ class Journal:
     the pytest plugin opens and closes scenarios and steps around them."""
 
     def __init__(self, run_id: str | None = None, environment: dict[str, Any] | None = None) -> None:
-        self.run_id = run_id or new_run_id()
+        from gameday.paths import safe_name
+
+        self.run_id = safe_name(run_id, "run id") if run_id else new_run_id()
         self.start = utcnow()
         self.end: str | None = None
         self.status = Status.RUNNING

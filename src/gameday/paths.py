@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from gameday.errors import ConfigError
 
 _PACKAGE = Path(__file__).resolve().parent
 _CHECKOUT = _PACKAGE.parent.parent  # src/gameday -> repo root
@@ -15,3 +18,18 @@ def shipped(folder: str) -> Path:
     if (_CHECKOUT / "pyproject.toml").exists() and in_checkout.is_dir():
         return in_checkout
     return _PACKAGE / "shipped" / folder
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def safe_name(value: str, what: str) -> str:
+    """``value`` as a name that becomes one folder (a cluster name, a run id), never a path.
+
+    >>> safe_name("staging-1", "cluster name")
+    'staging-1'
+    """
+    if not _NAME.match(value or "") or value in (".", "..") or ".." in value:
+        raise ConfigError(f"{what} {value!r} is not a name",
+                          fix="use letters, digits, '.', '_' and '-' (no '/', no '..', not empty)")
+    return value

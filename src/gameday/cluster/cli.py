@@ -54,7 +54,7 @@ def _running_state(directory: Path) -> dict[str, Any] | None:
 @click.pass_context
 def cluster(ctx: click.Context, name: str) -> None:
     """The embedded local Kubernetes cluster (real etcd, apiserver, controller-manager, scheduler)."""
-    ctx.obj = state_dir(name)
+    ctx.obj = state_dir(name)  # a name, never a path: `--name ..` is refused (one line, exit 2)
 
 
 @cluster.command("build")
@@ -144,11 +144,20 @@ def _kill_recorded(state: dict[str, Any]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _is_our_daemon(pid: int) -> bool:
+    """Is ``pid`` gameday's cluster supervisor (and not a process that reused a stale pid)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"gameday.cluster.daemon" in cmdline
+
+
 def _stop(directory: Path) -> bool:
     """Stop the supervisor (and so the cluster) and remove the state dir; True if one was running."""
     state = read_state(directory) or {}
     pid = int(state.get("daemon_pid") or 0)
-    was_running = pid_alive(pid)
+    was_running = pid_alive(pid) and _is_our_daemon(pid)  # a stale pid may now be anyone's process
     if was_running:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + DOWN_TIMEOUT_S

@@ -28,7 +28,9 @@ STATE_FILE = "state.json"
 
 
 def state_dir(name: str = "default") -> Path:
-    return Path(settings.get("cache")).expanduser() / "clusters" / name
+    from gameday.paths import safe_name
+
+    return Path(settings.get("cache")).expanduser() / "clusters" / safe_name(name, "cluster name")
 
 
 def write_state(directory: Path, state: dict[str, Any]) -> None:
