@@ -7,7 +7,6 @@ Uses the session's LocalCluster (tests/cluster/conftest.py), adds the test-only 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from kubernetes import client
 
 from gameday.cluster.kubelet import ProcessKubelet
 from gameday.cluster.local import LocalCluster
-from gameday.lifecycle import wait_until
+from gameday.lifecycle import pid_alive, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -122,32 +121,20 @@ def test_crashing_image_stalls_and_rollout_undo_restores(cluster: LocalCluster, 
     assert image == "gameday/demo:1.0.0"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_scale_down_and_delete_really_end_the_processes(cluster: LocalCluster, ns: str) -> None:
     kubelet = cluster.kubelet
     assert isinstance(kubelet, ProcessKubelet)
     apply(cluster, demo_deployment("demo", ns, "gameday/demo:1.0.0"))
     kubectl(cluster, "rollout", "status", "deployment/demo", "-n", ns, "--timeout=90s")
     pids = {key: info["pids"]["demo"] for key, info in kubelet.pods().items() if key.startswith(ns + "/")}
-    assert len(pids) == 3 and all(_pid_alive(p) for p in pids.values())
+    assert len(pids) == 3 and all(pid_alive(p) for p in pids.values())
     kubectl(cluster, "scale", "deployment/demo", "-n", ns, "--replicas=1")
     wait_until(lambda: len(pod_objects(cluster, ns, "app=demo")) == 1, timeout=30, what="one pod left")
     survivor = pod_objects(cluster, ns, "app=demo")[0]["metadata"]["name"]
     gone = [pid for key, pid in pids.items() if not key.endswith("/" + survivor)]
-    assert len(gone) == 2 and not any(_pid_alive(p) for p in gone)
+    assert len(gone) == 2 and not any(pid_alive(p) for p in gone)
     kubectl(cluster, "delete", "pod", survivor, "-n", ns, "--wait=true", "--timeout=30s")
-    assert not _pid_alive(pids[f"{ns}/{survivor}"])
+    assert not pid_alive(pids[f"{ns}/{survivor}"])
     kubectl(cluster, "rollout", "status", "deployment/demo", "-n", ns, "--timeout=90s")  # replaced
 
 
@@ -240,8 +227,8 @@ def test_stop_kills_every_pod_process(cluster: LocalCluster, ns: str, tmp_path: 
         apply(cluster, pod)
         pid = wait_until(lambda: extra.pods().get(f"{ns}/pinned", {}).get("pids", {}).get("web"), timeout=30,
                          what="the pinned pod's process")
-        assert _pid_alive(pid)
-    assert not _pid_alive(pid)
+        assert pid_alive(pid)
+    assert not pid_alive(pid)
     core = client.CoreV1Api(cluster.api_client())
     core.delete_namespaced_pod("pinned", ns, grace_period_seconds=0)  # no kubelet left to finalize it
     core.delete_node(node)
