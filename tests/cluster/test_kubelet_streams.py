@@ -240,7 +240,8 @@ def test_kubelet_stop_ends_open_sessions(cluster: LocalCluster, web: dict, tmp_p
                 wait_until(lambda: extra.endpoints()["stream_sessions"] == 2 and any(_scan_for(marker)),
                            timeout=20, what="an open exec and port-forward session")
                 extra.stop()
-                assert not _scan_for(marker)
+                # the exec'd command is gone (the kubectl client, whose argv holds the marker too, may still be exiting)
+                assert not [pid for pid in _scan_for(marker) if pid != exec_proc.pid]
                 exec_proc.wait(20)  # kubectl notices the kubelet went away
         leftover = [t.name for t in threading.enumerate() if t not in before and t.is_alive()
                     and t.name.startswith(("kubelet-", "exec-", "port-forward", "pod-", "log-", "Thread-"))]

@@ -206,6 +206,7 @@ class KubeletHTTPServer(ThreadingHTTPServer):
             job.stop()  # kills exec'd commands, closes port-forward sockets
             session.close(graceful=False)
         deadline = time.monotonic() + 10
-        for _, (_, thread) in sessions:
+        for _, (job, thread) in sessions:
             thread.join(max(0.0, deadline - time.monotonic()))
+            job.join(max(0.0, deadline - time.monotonic()))  # the thread running the command kills it
         self.server_close()
