@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from gameday.database.migrations_rehearsal import MigrationRehearsal
+from gameday.database.migrations.rehearsal import MigrationRehearsal
 
 
 @given(parsers.parse("a database at release {release} with migrations up to {revision} and {rows:d} seeded orders"),

@@ -169,6 +169,15 @@ class RunbookModel(_Model):
     ecs: dict[str, Any] = Field(default_factory=dict)  # cluster: NAME, services: [NAME, ...]
 
 
+class MigrationsModel(_Model):
+    """The team's alembic project, for `gameday db migrations ...` (paths relative to the project file)."""
+
+    script_location: str | None = Field(default=None, alias="script-location")
+    url_env: list[str] = Field(default_factory=list, alias="url-env")  # variables env.py reads its URL from
+    base_sql: str | None = Field(default=None, alias="base-sql")  # tables the application creates itself
+    base: str | None = None  # or module:function that creates them, given the URL
+
+
 class ProjectModel(_Model):
     name: str | None = None
     namespace: str = "default"
@@ -177,6 +186,7 @@ class ProjectModel(_Model):
     images: list[dict[str, Any]] = Field(default_factory=list)
     steps: list[str] = Field(default_factory=list)
     runbook: RunbookModel = Field(default_factory=RunbookModel)
+    migrations: MigrationsModel = Field(default_factory=MigrationsModel)
 
     _namespace = field_validator("namespace")(_dns_name)
 

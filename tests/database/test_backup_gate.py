@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,12 @@ import psycopg
 import pytest
 
 from gameday.database.checksums import capture
-from gameday.database.local import LocalPostgres
+from gameday.database.dsn import Dsn
+from gameday.database.local import LocalPostgres, pg_bindir
+from gameday.database.rehearsal import BackupRehearsal
 from gameday.database.seed import seed_orders
+from gameday.database.snapshot import roles_in_script, sql_statements, take_snapshot
+from gameday.journal import Journal
 
 pytestmark = pytest.mark.postgres
 
@@ -79,21 +84,6 @@ def test_truncated_backup_is_a_failed_verification(source, tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_missing_role_fails_with_the_role_named_and_no_owner_fixes_it(tmp_path):
-    with LocalPostgres("role-source") as db:
-        with psycopg.connect(db.dsn, autocommit=True) as conn:
-            conn.execute("CREATE ROLE app_owner")
-            conn.execute("CREATE TABLE ledger (id int PRIMARY KEY, amount int)")
-            conn.execute("INSERT INTO ledger SELECT g, g FROM generate_series(1, 100) g")
-            conn.execute("ALTER TABLE ledger OWNER TO app_owner")
-        failed = gate("--dsn", db.dsn, tmp_path=tmp_path)
-        assert failed.returncode == 1
-        assert 'role "app_owner" does not exist' in failed.stdout
-        assert "--no-owner" in failed.stdout
-        fixed = gate("--dsn", db.dsn, "--no-owner", tmp_path=tmp_path)
-        assert fixed.returncode == 0, fixed.stdout
-
-
 def test_unreachable_server_is_a_failed_verification_without_secrets(tmp_path):
     result = gate("--dsn", "postgresql://app:hunter2@127.0.0.1:1/app", tmp_path=tmp_path)
     assert result.returncode == 1
@@ -126,3 +116,171 @@ def test_smoke_queries_run_on_the_restored_copy(source, tmp_path):
     failing = gate("--dsn", source.dsn, "--smoke", "SELECT 1 FROM orders WHERE amount_cents < 0", tmp_path=tmp_path)
     assert failing.returncode == 1
     assert "smoke query returned nothing" in failing.stdout
+
+
+# -- roles: a backup restores the way a real restore would, owners and grants included --------------------------
+
+
+def as_user(db: LocalPostgres, user: str) -> str:
+    return str(Dsn.build(host="127.0.0.1", port=db.port, user=user, dbname=db.database))
+
+
+@pytest.fixture(scope="module")
+def postgres_owned():
+    """The commonest install: every table belongs to `postgres` (the scratch server's superuser is `gameday`)."""
+    with LocalPostgres("postgres-owned") as db:
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            conn.execute("CREATE ROLE postgres SUPERUSER LOGIN PASSWORD 'pg-hunter2'")
+        dsn = as_user(db, "postgres")
+        seed_orders(dsn, 1000)
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+def app_owned():
+    """Tables owned by an application role that grants reading to a reporting role; the gate connects as the app."""
+    with LocalPostgres("app-owned") as db:
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            conn.execute("CREATE ROLE orders_app LOGIN PASSWORD 'app-hunter2'")
+            conn.execute("CREATE ROLE reporting NOLOGIN")
+            conn.execute("GRANT reporting TO orders_app")
+            conn.execute("GRANT CREATE ON SCHEMA public TO orders_app")
+        dsn = as_user(db, "orders_app")
+        seed_orders(dsn, 1000)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("GRANT SELECT ON orders, customers TO reporting")
+        yield dsn
+
+
+def pg_tool(name: str) -> str:
+    return str(pg_bindir() / name)
+
+
+def external_dump(dsn: str, path: Path) -> Path:
+    """A backup gameday did not take: a plain pg_dump archive, no roles beside it."""
+    subprocess.run([pg_tool("pg_dump"), "-Fc", "-f", str(path), dsn], check=True, timeout=60)
+    return path
+
+
+def roles_file(dsn: str, path: Path) -> Path:
+    """What a team keeps beside its dumps: pg_dumpall --roles-only, without passwords."""
+    out = subprocess.run([pg_tool("pg_dumpall"), "--roles-only", "--no-role-passwords", "-d", dsn],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    path.write_text(out)
+    return path
+
+
+@pytest.mark.parametrize("owned", ["postgres_owned", "app_owned"])
+def test_snapshot_of_a_source_owned_by_another_role_verifies(owned, request, tmp_path):
+    dsn = request.getfixturevalue(owned)
+    result = gate("--dsn", dsn, "--expect", "orders=1000", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "public.orders: 1000 rows, checksum equal" in result.stdout
+    journal = next((tmp_path / "reports").glob("*/journal.json")).read_text()
+    assert '"kind": "roles"' in journal
+    assert "hunter2" not in journal + result.stdout + result.stderr
+
+
+def test_restored_copy_keeps_the_app_roles_owner_and_grants(app_owned, tmp_path):
+    journal = Journal()
+    with BackupRehearsal(Dsn.parse(app_owned, use_env=False), journal=journal, snapshot_dir=tmp_path) as rehearsal:
+        rehearsal.snapshot("1.0")
+        rehearsal.restore(expect={"orders": 1000})
+        rehearsal.require_restored()
+        assert rehearsal.verification.ok, rehearsal.verification.failures
+        with psycopg.connect(rehearsal.scratch_dsn) as conn:
+            owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'").fetchone()[0]
+            reads = conn.execute("SELECT has_table_privilege('reporting', 'public.orders', 'SELECT')").fetchone()[0]
+            member = conn.execute("SELECT pg_has_role('orders_app', 'reporting', 'MEMBER')").fetchone()[0]
+            bootstrap = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+    assert (owner, reads, member, bootstrap) == ("orders_app", True, True, True)
+    roles = [e for e in journal.loose.events if e.kind == "roles"]
+    assert any("orders_app" in e.data.get("roles", []) and "reporting" in e.data.get("roles", []) for e in roles)
+
+
+def test_snapshot_keeps_the_roles_without_passwords(app_owned, tmp_path):
+    taken = take_snapshot(Dsn.parse(app_owned, use_env=False), tmp_path, release="1.0")
+    manifest = json.loads(taken.manifest_path.read_text())
+    assert manifest["globals"] == "roles.sql"
+    roles = (taken.path.parent / "roles.sql").read_text()
+    assert "CREATE ROLE orders_app;" in roles and "CREATE ROLE reporting;" in roles
+    assert "PASSWORD" not in roles.upper() and "hunter2" not in roles
+
+
+@pytest.mark.parametrize(("owned", "roles"), [("postgres_owned", "postgres"), ("app_owned", "orders_app, reporting")])
+def test_external_backup_without_roles_exits_2_naming_them(owned, roles, request, tmp_path):
+    dsn = request.getfixturevalue(owned)
+    dump = external_dump(dsn, tmp_path / "nightly.pgdump")
+    result = gate("--dsn", dsn, "--backup", str(dump), tmp_path=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"needs roles the scratch server lacks: {roles}" in result.stderr
+    assert "--globals FILE" in result.stderr and "--no-owner" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("owned", ["postgres_owned", "app_owned"])
+def test_external_backup_with_globals_verifies(owned, request, tmp_path):
+    dsn = request.getfixturevalue(owned)
+    dump = external_dump(dsn, tmp_path / "nightly.pgdump")
+    globals_file = roles_file(dsn, tmp_path / "roles.sql")
+    result = gate("--dsn", dsn, "--backup", str(dump), "--globals", str(globals_file), "--expect", "orders=1000",
+                  tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "backup verified" in result.stdout
+
+
+def test_globals_that_lack_a_role_exit_2_naming_it(app_owned, tmp_path):
+    dump = external_dump(app_owned, tmp_path / "nightly.pgdump")
+    partial = tmp_path / "roles.sql"
+    partial.write_text("CREATE ROLE orders_app;\nALTER ROLE orders_app WITH LOGIN;\n")
+    result = gate("--dsn", app_owned, "--backup", str(dump), "--globals", str(partial), tmp_path=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "needs roles the scratch server lacks: reporting" in result.stderr
+    assert str(partial) in result.stderr
+
+
+def test_no_owner_still_restores_an_external_backup_without_roles(app_owned, tmp_path):
+    dump = external_dump(app_owned, tmp_path / "nightly.pgdump")
+    result = gate("--dsn", app_owned, "--backup", str(dump), "--no-owner", "--expect", "orders=1000", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_source_that_refuses_to_list_roles_still_snapshots_and_names_the_roles(tmp_path):
+    with LocalPostgres("hardened") as db:
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            conn.execute("CREATE ROLE ledger_app LOGIN")
+            conn.execute("GRANT CREATE ON SCHEMA public TO ledger_app")
+            conn.execute("REVOKE SELECT ON pg_catalog.pg_auth_members FROM PUBLIC")  # pg_dumpall is refused
+        dsn = as_user(db, "ledger_app")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 100) g")
+        taken = take_snapshot(Dsn.parse(dsn, use_env=False), tmp_path / "snapshots", release="1.0")
+        manifest = json.loads(taken.manifest_path.read_text())
+        assert manifest["globals"] is None
+        assert manifest["roles_needed"] == ["ledger_app"]
+        assert "pg_auth_members" in manifest["roles_not_captured"]
+        refused = gate("--dsn", dsn, tmp_path=tmp_path)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "needs roles the scratch server lacks: ledger_app" in refused.stderr
+        fixed = gate("--dsn", dsn, "--no-owner", tmp_path=tmp_path)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+def test_roles_are_read_from_restore_scripts_and_globals_files():
+    script = "\n".join([
+        "\\restrict abc",
+        "-- Name: t; Type: TABLE; Schema: public; Owner: ignored_comment",
+        "ALTER TABLE public.t OWNER TO orders_app;",
+        'ALTER TABLE public."x y" OWNER TO "Billing ""Team""";',
+        "GRANT SELECT ON TABLE public.t TO reporting;",
+        "GRANT ALL ON SCHEMA public TO PUBLIC;",
+        "REVOKE ALL ON TABLE public.t FROM auditor;",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE deployer IN SCHEMA public GRANT SELECT ON TABLES TO readers;",
+        "CREATE POLICY p ON public.t FOR SELECT TO analyst, support USING ((id > 0));",
+    ])
+    assert roles_in_script(script) == {"orders_app", 'Billing "Team"', "reporting", "auditor", "deployer",
+                                       "readers", "analyst", "support"}
+    globals_text = ("\\restrict X\nSET client_encoding = 'UTF8';\n-- a comment; with a semicolon\n"
+                    "CREATE ROLE \"a;b\";\nCOMMENT ON ROLE \"a;b\" IS 'two\nlines; one comment';\n\\unrestrict X\n")
+    assert sql_statements(globals_text) == ["SET client_encoding = 'UTF8'", 'CREATE ROLE "a;b"',
+                                            "COMMENT ON ROLE \"a;b\" IS 'two\nlines; one comment'"]

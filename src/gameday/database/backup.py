@@ -4,6 +4,10 @@ measure RTO and RPO.
 
     outcome = rehearse_backup(Dsn.parse(url), expect={"orders": 10000}, journal=journal)
     outcome.ok  # restored and verified
+
+The roles the backup needs are created in the scratch server first (captured with the
+snapshot, or ``globals_file`` for a backup taken elsewhere); ``no_owner`` restores without
+owners and grants instead.  Roles nobody supplied raise ConfigError (bad input, exit 2).
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ def rehearse_backup(
     journal: Journal | None = None,
     snapshot_dir: Path | None = None,
     no_owner: bool = False,
+    globals_file: Path | None = None,
 ) -> BackupOutcome:
-    """Never raises for a failed rehearsal: the outcome says what failed and why."""
+    """Never raises for a failed rehearsal: the outcome says what failed and why (bad input,
+    such as roles the backup needs and nobody supplied, raises ConfigError)."""
     with BackupRehearsal(source, journal=journal, snapshot_dir=snapshot_dir, time_columns=time_columns) as rehearsal:
         error: str | None = None
         try:
@@ -56,7 +62,7 @@ def rehearse_backup(
                 rehearsal.use_backup(backup)
             else:
                 rehearsal.snapshot(release)
-            rehearsal.restore(expect=expect, smoke=smoke, no_owner=no_owner)
+            rehearsal.restore(expect=expect, smoke=smoke, no_owner=no_owner, globals_file=globals_file)
             rehearsal.require_restored()
         except RehearsalFailed as exc:
             error = exc.one_line()

@@ -48,10 +48,14 @@ def db() -> None:
 @click.option("--time-column", multiple=True, metavar="TABLE.COLUMN",
               help="write-time column used to measure the RPO window exactly")
 @click.option("--release", default="adhoc", help="release version the snapshot is tagged with")
+@click.option("--globals", "globals_file", type=click.Path(path_type=Path), default=None,
+              help="roles the backup needs, created before the restore: the output of pg_dumpall --roles-only "
+              "--no-role-passwords (or --globals-only); a snapshot gameday takes captures them itself")
 @click.option("--no-owner", is_flag=True, help="restore without owners and grants (when roles are not backed up)")
 @click.option("--reports", type=click.Path(path_type=Path), default=None, help="report folder root")
 def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...], smoke: tuple[str, ...],
-                  time_column: tuple[str, ...], release: str, no_owner: bool, reports: Path | None) -> None:
+                  time_column: tuple[str, ...], release: str, globals_file: Path | None, no_owner: bool,
+                  reports: Path | None) -> None:
     """Prove a backup restores: exit 0 restored and verified, 1 verification failed, 2 bad input."""
     from gameday.database.backup import rehearse_backup
     from gameday.database.dsn import Dsn
@@ -60,10 +64,17 @@ def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...],
     source = Dsn.parse(dsn)
     if not source.dbname:
         raise ConfigError("no database named in --dsn or PGDATABASE", fix="e.g. --dsn postgresql://user@host:5432/app")
+    if globals_file is not None and no_owner:
+        raise ConfigError("--globals and --no-owner exclude each other",
+                          fix="--globals restores owners and grants, --no-owner drops them: pass one")
+    if globals_file is not None and not globals_file.is_file():
+        raise ConfigError(f"--globals {globals_file} not found",
+                          fix="pass the output of pg_dumpall --roles-only --no-role-passwords")
     expectations = _parse_expectations(expect)
     journal = Journal(environment={"command": "db verify-backup", "source": source.redacted()})
     outcome = rehearse_backup(source, release=release, backup=backup, expect=expectations, smoke=list(smoke),
-                              time_columns=_parse_time_columns(time_column), journal=journal, no_owner=no_owner)
+                              time_columns=_parse_time_columns(time_column), journal=journal, no_owner=no_owner,
+                              globals_file=globals_file)
     journal.loose.finish(Status.PASSED if outcome.ok else Status.FAILED, None if outcome.ok else "; ".join(outcome.problems()))
     journal.finish()
     out = write_reports(journal, (reports or Path(settings.get("reports"))) / journal.run_id)
@@ -103,6 +114,28 @@ def migrations() -> None:
     """Migrations that provably roll back (alembic)."""
 
 
+_URL_ENV_HELP = ("an environment variable the project's env.py reads its database URL from (repeatable); it gets "
+                 "the scratch URL. Every variable that could name a database is withheld from migrations")
+
+
+def _from_project(config: Path | None, script_location: Path | None, url_env: tuple[str, ...], base_sql: Path | None,
+                  base: str | None) -> tuple[Path | None, tuple[str, ...], Path | None, str | None]:
+    """Without --script-location, the project file's migrations: block says where the alembic project is."""
+    if script_location is not None:
+        return script_location, url_env, base_sql, base
+    from gameday import project as projects
+
+    project = projects.load(config)
+    block = project.model.migrations
+    if block.script_location is None:
+        return None, url_env, base_sql, base  # the demo service's migrations
+    return (project.root / block.script_location, (*block.url_env, *url_env),
+            base_sql or (project.root / block.base_sql if block.base_sql else None), base or block.base)
+
+
+_CONFIG_HELP = "project file whose migrations: block names the alembic project (default: as `gameday run`)"
+
+
 @migrations.command("check")
 @click.option("--dsn", default=None, help="server for the scratch databases (default: a local throwaway Postgres); "
               "the database it names is only read")
@@ -110,25 +143,65 @@ def migrations() -> None:
               help="alembic folder or alembic.ini (default: the demo service's migrations)")
 @click.option("--revision", "revisions", multiple=True, help="check only these revisions")
 @click.option("--rows", type=int, default=None, help="rows seeded per table (default: GAMEDAY_MIGRATIONS_SEED_ROWS)")
-def migrations_check(dsn: str | None, script_location: Path | None, revisions: tuple[str, ...], rows: int | None) -> None:
-    """Round-trip every revision on seeded data: exit 0 all reversible, 1 some are not, 2 bad input."""
-    from gameday.database.migrations_check import DEFAULT_SEED_ROWS, check_migrations, render
+@click.option("--base-sql", type=click.Path(path_type=Path), default=None,
+              help="SQL file creating the tables the application makes itself before alembic takes over")
+@click.option("--base", default=None, metavar="MODULE:FUNCTION",
+              help="function called with the scratch URL to create that base schema (e.g. myapp.db:create_all)")
+@click.option("--url-env", multiple=True, metavar="NAME", help=_URL_ENV_HELP)
+@click.option("--config", type=click.Path(path_type=Path), default=None, help=_CONFIG_HELP)
+def migrations_check(dsn: str | None, script_location: Path | None, revisions: tuple[str, ...], rows: int | None,
+                     base_sql: Path | None, base: str | None, url_env: tuple[str, ...], config: Path | None) -> None:
+    """Round-trip every revision on seeded data: exit 0 all reversible, 1 some are not, 2 bad input.
 
-    check = check_migrations(script_location, dsn=dsn, revisions=list(revisions) or None,
-                             rows=rows or DEFAULT_SEED_ROWS)
+    Verdicts print as they are reached; a revision that cannot be checked is a verdict
+    (not-checkable, with the reason) and the check goes on."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from gameday.database.migrations.check import DEFAULT_SEED_ROWS, check_migrations, render, verdict_line
+
+    script_location, url_env, base_sql, base = _from_project(config, script_location, url_env, base_sql, base)
+    columns = (TextColumn("revision"), MofNCompleteColumn(), BarColumn(), TextColumn("elapsed"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("check", total=None)
+
+        def progress(index: int, total: int, verdict) -> None:  # type: ignore[no-untyped-def]
+            bar.update(task, completed=index, total=total)
+            console.print(verdict_line(index, total, verdict), highlight=False)
+
+        check = check_migrations(script_location, dsn=dsn, revisions=list(revisions) or None,
+                                 rows=rows or DEFAULT_SEED_ROWS, base_sql=base_sql, base=base, url_env=url_env,
+                                 progress=progress)
     console.print(render(check))
     sys.exit(1 if check.not_reversible else 0)
 
 
 @migrations.command("downgrade")
-@click.option("--dsn", required=True, help="database to downgrade (must be a rehearsal database)")
+@click.option("--dsn", required=True, help="database to downgrade (must be marked as a rehearsal target)")
 @click.option("--to", "target", default="-1", show_default=True, help="target revision")
 @click.option("--script-location", type=click.Path(path_type=Path), default=None, help="alembic folder or alembic.ini")
-def migrations_downgrade(dsn: str, target: str, script_location: Path | None) -> None:
-    """Run `alembic downgrade` as a rollback step and verify the revision after: exit 0 verified, 1 not."""
+@click.option("--url-env", multiple=True, metavar="NAME", help=_URL_ENV_HELP)
+@click.option("--config", type=click.Path(path_type=Path), default=None, help=_CONFIG_HELP)
+def migrations_downgrade(dsn: str, target: str, script_location: Path | None, url_env: tuple[str, ...],
+                         config: Path | None) -> None:
+    """Run `alembic downgrade` as a rollback step and verify the revision after: exit 0 verified, 1 not.
+
+    The database must be marked as a rehearsal target (COMMENT ON DATABASE ... IS 'gameday:rehearsal=true')."""
+    from gameday.database.dsn import Dsn
+    from gameday.database.existing import require_rehearsal_target
     from gameday.procedures.alembic_downgrade import alembic_downgrade
 
-    result = alembic_downgrade(dsn, target, script_location=script_location, check=False)
+    require_rehearsal_target(Dsn.parse(dsn), what="--dsn database")
+    script_location, url_env, _, _ = _from_project(config, script_location, url_env, None, None)
+
+    result = alembic_downgrade(dsn, target, script_location=script_location, check=False, url_env=url_env)
     if result.ok:
         console.print(f"[green]downgraded[/green] {result.from_revision} → {result.revision_after} in {result.act_s:.2f} s",
                       highlight=False)

@@ -24,6 +24,21 @@ from gameday.lifecycle import Provider
 REHEARSAL_MARK = "gameday:rehearsal=true"
 
 
+def require_rehearsal_target(target: Dsn, *, what: str = "database") -> None:
+    """Refuse (ConfigError, exit 2) a database not marked as a rehearsal target, unless
+    GAMEDAY_ALLOW_NON_REHEARSAL=1 says so explicitly."""
+    with connect_source(target, what=what) as conn:
+        comment = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
+        ).fetchone()[0]  # type: ignore[index]
+    if REHEARSAL_MARK not in (comment or "") and settings.get("allow-non-rehearsal") != "1":
+        raise ConfigError(
+            f"database {target.redacted()} is not marked as a rehearsal target",
+            fix=f"run COMMENT ON DATABASE {target.dbname} IS '{REHEARSAL_MARK}', "
+            "or set GAMEDAY_ALLOW_NON_REHEARSAL=1 to act on it anyway",
+        )
+
+
 class ExistingDatabase(Provider):
     name = "dsn"
 
@@ -39,16 +54,7 @@ class ExistingDatabase(Provider):
         self.database = self.target.dbname
 
     def start(self) -> ExistingDatabase:
-        with connect_source(self.target, what=f"database {self.label}") as conn:
-            comment = conn.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
-            ).fetchone()[0]  # type: ignore[index]
-        if REHEARSAL_MARK not in (comment or "") and settings.get("allow-non-rehearsal") != "1":
-            raise ConfigError(
-                f"database {self.target.redacted()} is not marked as a rehearsal target",
-                fix=f"run COMMENT ON DATABASE {self.database} IS '{REHEARSAL_MARK}', "
-                "or set GAMEDAY_ALLOW_NON_REHEARSAL=1 to act on it anyway",
-            )
+        require_rehearsal_target(self.target, what=f"database {self.label}")
         if self.journal is not None:
             self.journal.event("database.start", f"existing database {self.target.redacted()}")
         return self

@@ -6,7 +6,9 @@
         rehearsal.require_matches_snapshot()
 
 Each ``require_*`` raises RehearsalFailed with what differed; each figure goes to the
-journal, with its target when the scenario states one.
+journal, with its target when the scenario states one.  The restore creates the roles the
+backup needs first (captured with the snapshot, or a ``pg_dumpall --roles-only`` file);
+a backup needing roles nobody supplied is bad input (ConfigError), named before restoring.
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ import psycopg
 from gameday.database import checksums
 from gameday.database.checksums import DatabaseState
 from gameday.database.dsn import Dsn
-from gameday.database.local import LocalPostgres
-from gameday.database.snapshot import Restore, Snapshot, connect_source, restore_snapshot, take_snapshot
+from gameday.database.local import SUPERUSER, LocalPostgres
+from gameday.database.snapshot import (
+    Restore,
+    Snapshot,
+    connect_source,
+    create_roles,
+    restore_snapshot,
+    roles_needed,
+    server_roles,
+    take_snapshot,
+)
 from gameday.database.verify import DataLoss, Verification, measure_data_loss, verify_restored
-from gameday.errors import RehearsalFailed
+from gameday.errors import ConfigError, RehearsalFailed
 from gameday.journal import Journal
 from gameday.lifecycle import temp_dir
 
@@ -55,14 +66,26 @@ class BackupRehearsal:
         return self.taken
 
     def restore(self, *, expect: dict[str, int] | None = None, smoke: list[str] | None = None,
-                no_owner: bool = False) -> None:
-        """Restore into a fresh scratch server and verify; a failure is kept, not raised."""
+                no_owner: bool = False, globals_file: Path | None = None) -> None:
+        """Restore into a fresh scratch server and verify; a failure is kept, not raised.
+
+        Unless ``no_owner``, the roles the backup needs are created first, from ``globals_file``
+        (pg_dumpall --roles-only output) or else the roles the snapshot captured.  Roles still
+        missing raise ConfigError naming them, before anything is restored."""
         if self.taken is None:
             raise RehearsalFailed("no snapshot to restore", fix="take a snapshot first")
         self.stop_scratch()
+        roles_file = None if no_owner else (globals_file or self.taken.globals)
+        needed = None if no_owner else roles_needed(self.taken.path)  # None: unreadable; the restore says why
+        if needed and roles_file is None:
+            self._require_roles(needed, set(), None)  # a fresh scratch server has only its superuser
         self._scratch = LocalPostgres("scratch", database=self.source.dbname or "restored", journal=self.journal)
         self._scratch.start()
         target = Dsn.parse(self._scratch.dsn, use_env=False)
+        if roles_file is not None:
+            create_roles(target.with_database("postgres"), roles_file, journal=self.journal)
+            if needed:
+                self._require_roles(needed, server_roles(target), roles_file)
         try:
             self.restored = restore_snapshot(self.taken, target, journal=self.journal, no_owner=no_owner)
         except RehearsalFailed as exc:
@@ -154,6 +177,24 @@ class BackupRehearsal:
             raise RehearsalFailed(f"the source database changed during the rehearsal: {', '.join(sorted(changed))}")
 
     # -- housekeeping ----------------------------------------------------------
+    def _require_roles(self, needed: set[str], present: set[str], roles_file: Path | None) -> None:
+        missing = sorted(r for r in needed - present if r != SUPERUSER and not r.startswith("pg_"))
+        if not missing:
+            return
+        assert self.taken is not None
+        what = "the snapshot" if self.taken.state is not None else f"backup {self.taken.path}"
+        if roles_file is not None:
+            why = f"; {roles_file} does not create them"
+        elif self.taken.roles_note:
+            why = f"; the source's roles were not captured: {self.taken.roles_note}"
+        else:
+            why = ""
+        if self.journal is not None:
+            self.journal.event("roles", f"the backup needs roles nobody supplied: {', '.join(missing)}",
+                               missing=missing)
+        raise ConfigError(f"{what} needs roles the scratch server lacks: {', '.join(missing)}{why}",
+                          fix="pass --globals FILE (pg_dumpall --roles-only --no-role-passwords) or --no-owner")
+
     def _require_loss(self) -> DataLoss:
         self.require_restored()
         if self.loss is None:

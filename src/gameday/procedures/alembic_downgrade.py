@@ -15,18 +15,19 @@ verifying are timed separately.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gameday.database.dsn import Dsn
-from gameday.database.migrations import (
+from gameday.database.migrations.catalog import SchemaSnapshot, diff_schema, schema_snapshot
+from gameday.database.migrations.project import (
     MigrationFailed,
     MigrationProject,
     ScratchDatabases,
     check_connection,
     current_revision,
 )
-from gameday.database.migrations_catalog import SchemaSnapshot, diff_schema, schema_snapshot
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.journal import Journal
 
@@ -90,12 +91,18 @@ def resolve_target(project: MigrationProject, target: str, current: str | None) 
 
 def alembic_downgrade(dsn: str, target: str = "-1", *, script_location: Path | str | None = None,
                       expected_schema: SchemaSnapshot | None = None, journal: Journal | None = None,
-                      check: bool = True, act_target_s: float | None = None) -> DowngradeResult:
+                      check: bool = True, act_target_s: float | None = None,
+                      url_env: Iterable[str] = ()) -> DowngradeResult:
     """Downgrade the database at ``dsn`` to ``target`` and verify revision and schema.
 
     Raises RehearsalFailed when ``check`` and the downgrade failed or did not land on the
     target's schema; ConfigError for bad input (unknown revision, unreachable DSN, ...)."""
-    project = MigrationProject(script_location)
+    with MigrationProject(script_location, url_env=url_env) as project:
+        return _downgrade(project, dsn, target, expected_schema, journal, check, act_target_s)
+
+
+def _downgrade(project: MigrationProject, dsn: str, target: str, expected_schema: SchemaSnapshot | None,
+               journal: Journal | None, check: bool, act_target_s: float | None) -> DowngradeResult:
     check_connection(dsn)
     current = current_revision(dsn)
     resolved = resolve_target(project, target, current)

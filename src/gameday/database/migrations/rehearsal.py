@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gameday.database.migrations import MigrationProject, current_revision
-from gameday.database.migrations_catalog import DataSnapshot, data_snapshot, diff_data, schema_snapshot
-from gameday.database.migrations_check import MigrationCheck, RevisionVerdict, check_migrations
-from gameday.database.migrations_seed import seed_database
+from gameday.database.migrations.catalog import DataSnapshot, data_snapshot, diff_data, schema_snapshot
+from gameday.database.migrations.check import MigrationCheck, RevisionVerdict, check_migrations
+from gameday.database.migrations.project import MigrationProject, current_revision
+from gameday.database.migrations.seed import seed_database
 from gameday.errors import RehearsalFailed
 from gameday.journal import Journal
 from gameday.procedures.alembic_downgrade import DowngradeResult, alembic_downgrade
@@ -36,7 +36,7 @@ class MigrationRehearsal:
     def prepare(self, revision: str, *, rows: int, release: str = "") -> dict[str, int]:
         """Migrate to ``revision``, seed every table with ``rows`` rows, record the data baseline."""
         self.project.upgrade(self.dsn, self.project.resolve(revision))
-        seeded = seed_database(self.dsn, rows)
+        seeded = seed_database(self.dsn, rows).rows
         self.baseline = data_snapshot(self.dsn)
         if self.journal is not None:
             self.journal.event("migration-baseline", f"database at {revision} ({release or 'release ?'}) seeded",
