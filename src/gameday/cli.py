@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
+from rich.text import Text
 
 from gameday import settings
 from gameday.console import console, err_console, print_error
-from gameday.errors import GameDayError
+from gameday.errors import ConfigError, GameDayError
 from gameday.lifecycle import install_signal_handlers
 
 # Sub-command groups live beside the code they drive; they load when first used, so
@@ -46,8 +50,11 @@ def _available(name: str) -> bool:
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gameday")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Rehearse deployment rollbacks for real and measure time-to-rollback."""
+    if ctx.invoked_subcommand != "settings":  # `gameday settings` shows a bad value instead of refusing it
+        settings.validate_all()  # every GAMEDAY_* value, before anything starts
     install_signal_handlers()
 
 
@@ -68,16 +75,21 @@ def cli() -> None:
 def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_modules: tuple[str, ...],
         config: Path | None, images: tuple[Path, ...], select: str | None, verbose: bool) -> None:
     """Run game-day features (default: the project's features/, else the shipped ones) and write reports."""
-    import os
-
-    from gameday.paths import safe_name
+    from gameday.paths import reports_folder, safe_name
     from gameday.runner import run_features
 
     if run_id is not None:
         safe_name(run_id, "--run-id")  # a folder name under --reports, never a path out of it
+    reports = reports_folder(reports)
+    if run_id is not None and (reports / run_id).exists():
+        raise ConfigError(f"--run-id {run_id}: {reports / run_id} already exists (a run's reports are never "
+                          "overwritten)", fix="pick another --run-id, or leave it out for a fresh one")
+    for image_file in images:
+        if not image_file.is_file():
+            raise ConfigError(f"--images: image catalog {image_file} not found", fix="check the path")
     if images:
         os.environ["GAMEDAY_IMAGES"] = os.pathsep.join(str(p.resolve()) for p in images)
-    result = run_features(paths, reports=reports or Path(settings.get("reports")), run_id=run_id,
+    result = run_features(paths, reports=reports, run_id=run_id,
                           step_modules=step_modules, config=config, select=select, console=console,
                           verbose=verbose)
     sys.exit(result.exit_code)
@@ -136,18 +148,52 @@ def report(run_dir: Path) -> None:
 
     journal_path = run_dir / "journal.json"
     if not journal_path.exists():
-        raise GameDayError(f"{run_dir} has no journal.json", fix="pass a reports/<run-id>/ folder")
-    data = load(journal_path)
-    render_all(data, run_dir)
+        raise ConfigError(f"{run_dir} has no journal.json", fix="pass a reports/<run-id>/ folder")
+    data = load(journal_path)  # one line naming the file when it is empty, corrupt, truncated or not a journal
+    # Render everything first, then replace the files: a journal that cannot be rendered changes nothing.
+    with tempfile.TemporaryDirectory(prefix="gameday-report-") as scratch:
+        try:
+            render_all(data, Path(scratch))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{journal_path} is not a complete gameday journal ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'unexpected content'})",
+                              fix="pass the reports/<run-id>/ folder of a finished `gameday run`") from None
+        for rendered in sorted(Path(scratch).iterdir()):
+            shutil.copyfile(rendered, run_dir / rendered.name)
     print_summary(data, console)
 
 
 @cli.command(name="settings")
 def show_settings() -> None:
-    """Every default and the GAMEDAY_* variable that overrides it."""
+    """Every default and the GAMEDAY_* variable that overrides it (exit 2 when a value is not accepted)."""
+    bad: list[GameDayError] = []
     for setting in settings.SETTINGS.values():
-        console.print(f"[bold]{setting.env}[/bold] = {settings.get(setting.name)!r}  [dim]{setting.help}[/dim]",
+        try:
+            value = repr(settings.get(setting.name))
+        except GameDayError as exc:
+            bad.append(exc)
+            value = "[red]not accepted[/red]"
+        console.print(f"[bold]{setting.env}[/bold] = {value}  [dim]{setting.help} ({setting.accepts()})[/dim]",
                       highlight=False)
+    if bad:
+        raise bad[0]
+
+
+def _command_path(context: click.Context | None, argv: list[str]) -> str:
+    """``gameday cluster up``: the command a usage error is about (from its context, else the words given)."""
+    if context is not None:
+        names = []
+        while context is not None and context.parent is not None:
+            names.append(context.info_name or "")
+            context = context.parent
+        return " ".join(["gameday", *reversed(names)])
+    path, command = ["gameday"], cast(click.Command, cli)
+    for word in argv:
+        found = command.get_command(click.Context(command), word) if isinstance(command, click.Group) else None
+        if found is not None:
+            path.append(word)
+            command = found
+    return " ".join(path)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -161,7 +207,10 @@ def main(argv: list[str] | None = None) -> Any:
         err_console.print("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        # one line, like every other bad input: the message and where to read the command's options
+        message = "; ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
+        hint = f"see `{_command_path(getattr(exc, 'ctx', None), sys.argv[1:] if argv is None else argv)} --help`"
+        err_console.print(Text.assemble(("error:", "red"), f" {message} ({hint})"), highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted: everything gameday started has been stopped")

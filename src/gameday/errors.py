@@ -19,8 +19,14 @@ class GameDayError(Exception):
         self.fix = fix
 
     def one_line(self) -> str:
-        """The single line shown to a user: what went wrong, then how to fix it."""
-        return f"{self.message} ({self.fix})" if self.fix else self.message
+        """The single line shown to a user: what went wrong, then how to fix it (a message that
+        carries several lines, such as a tool's own output, is joined into one)."""
+        message, fix = _joined(self.message), _joined(self.fix or "")
+        return f"{message} ({fix})" if fix else message
+
+
+def _joined(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 class ConfigError(GameDayError):

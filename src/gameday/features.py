@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
+import math
 import pkgutil
 import sys
 from collections.abc import Iterable
@@ -77,15 +79,33 @@ def feature_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def parse(path: Path) -> Feature:
+    """One feature file, parsed; an empty, malformed or scenario-less file is one line naming it."""
     try:
-        return get_feature(str(path.parent), path.name)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"feature {path} is not UTF-8 text", fix="save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"feature {path} cannot be read: {exc.strerror or exc}", fix="check the path") from None
+    if "\x00" in text:
+        raise ConfigError(f"feature {path} is a binary file", fix="pass a Gherkin .feature text file")
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        raise ConfigError(f"feature {path} is empty", fix="write a Feature: with at least one Scenario: and its steps")
+    try:
+        feature = get_feature(str(path.parent), path.name)
     except GherkinParseError as exc:
         line = getattr(exc, "line", None)
         where = f"{path}:{line}" if line else str(path)
-        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"malformed feature {where}: {message}", fix="fix the Gherkin syntax") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"feature {path} is not UTF-8 text", fix="save it as UTF-8") from None
+        said = [text.strip() for text in (getattr(exc, "message", None) or str(exc)).splitlines() if text.strip()]
+        if len(said) > 1 and said[0].endswith(":"):  # "Unknown parsing error: Parser errors:" then the errors
+            said = said[1:]
+        raise ConfigError(f"malformed feature {where}: {'; '.join(said)}", fix="fix the Gherkin syntax") from None
+    except Exception as exc:  # noqa: BLE001 - the parser's own failures on odd files are bad input too
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(f"malformed feature {path}: {type(exc).__name__}: {first}".rstrip(": "),
+                          fix="start it with Feature: and give it a Scenario: with steps") from None
+    if not feature.scenarios:
+        raise ConfigError(f"feature {path} has no scenarios", fix="add a Scenario: with its steps, or remove the file")
+    return feature
 
 
 def load_module(spec: str) -> Any:
@@ -106,7 +126,7 @@ def load_module(spec: str) -> Any:
         return importlib.import_module(spec)
     except FileNotFoundError:
         raise ConfigError(f"step module {spec} does not exist", fix="fix the path or module name") from None
-    except Exception as exc:  # noqa: BLE001 - any import failure of the user's module is bad input
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure of the user's module is bad input
         line = getattr(exc, "lineno", None)
         where = f"{spec}:{line}" if isinstance(exc, SyntaxError) and line else spec
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -148,34 +168,106 @@ def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = ()
              check: Any = None) -> list[Feature]:
     """Parse every feature and check that each step has a definition; ``check(named, where)`` then
     vets what a step names, before anything starts: ``named`` pairs each argument the step
-    module declares in its ``NAMES`` (e.g. ``{"release": "release"}``) with the value given."""
+    module declares in its ``NAMES`` (e.g. ``{"release": "release"}``) with the value given.
+
+    What a step's own words carry is checked here too: numbers are finite and not negative
+    ("-5 orders"), a step that reads a table or a text block has one, and a targets table
+    (one its step reads with :func:`gameday.timeline.targets_from_table`) has a
+    ``| phase | target |`` header, at least one row and positive durations."""
     files = feature_files(paths)
     features = [parse(f) for f in files]
     library = step_library(extra_step_modules)
     for path, feature in zip(files, features, strict=True):
         for scenario in feature.scenarios.values():
-            steps = list(scenario.steps)
-            if scenario.templated:
-                # Outline steps hold <placeholders>: check them with the first example row.
-                example = _first_example(scenario)
-                steps = list(scenario.render(example).steps) if example else []
-            for step in steps:
-                match = next((d for d in library if d.matches(step.type, step.name)), None)
-                if match is None:
-                    raise ConfigError(
-                        f'{path}:{step.line_number}: no step definition matches "{step.keyword} {step.name}"',
-                        fix="fix the wording (see `gameday steps`) or pass --steps MODULE with your own definitions",
-                    )
-                if check is not None and match.names:
+            for steps in _step_lists(path, scenario):
+                for step in steps:
+                    match = next((d for d in library if d.matches(step.type, step.name)), None)
+                    where = f"{path}:{step.line_number}"
+                    if match is None:
+                        raise ConfigError(
+                            f'{where}: no step definition matches "{step.keyword} {step.name}"',
+                            fix="fix the wording (see `gameday steps`) or pass --steps MODULE with your own definitions",
+                        )
                     arguments = match.parser.parse_arguments(step.name) or {}
-                    check([(match.names[k], str(v)) for k, v in arguments.items() if k in match.names],
-                          f"{path}:{step.line_number}")
+                    _check_words(step, match, arguments, where)
+                    if check is not None and match.names:
+                        check([(match.names[k], str(v)) for k, v in arguments.items() if k in match.names], where)
     return features
 
 
-def _first_example(scenario: Any) -> dict[str, str] | None:
-    for examples in scenario.examples:
-        rows = list(examples.as_contexts())
-        if rows:
-            return rows[0]
-    return None
+def _step_lists(path: Path, scenario: Any) -> list[list[Any]]:
+    """The steps a scenario runs: its own (with the Background's), or one list per example row of an outline."""
+    where = f"{path}:{scenario.line_number}"
+    if not scenario.templated:
+        if not scenario.steps:
+            raise ConfigError(f"{where}: scenario {scenario.name!r} has no steps",
+                              fix="give it Given/When/Then steps, or remove it")
+        return [list(scenario.steps)]
+    rows = [row for examples in scenario.examples for row in examples.as_contexts()]
+    if not rows:
+        raise ConfigError(f"{where}: scenario outline {scenario.name!r} has no example rows",
+                          fix="add rows under its Examples: header")
+    if not scenario.steps:
+        raise ConfigError(f"{where}: scenario outline {scenario.name!r} has no steps",
+                          fix="give it Given/When/Then steps, or remove it")
+    # Outline steps hold <placeholders>: every row is a scenario of its own, so every row is checked.
+    return [list(scenario.render(row).steps) for row in rows]
+
+
+def _check_words(step: Any, match: StepDefinition, arguments: dict[str, Any], where: str) -> None:
+    said = f'"{step.keyword} {step.name}"'
+    for name, value in arguments.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: {name} {value} in {said} is not a number", fix="write a finite number")
+        if value < 0:
+            raise ConfigError(f"{where}: {name} {value:g} in {said} is negative",
+                              fix=f"write a {name} of 0 or more")
+    parameters = _parameters(match.func)
+    if "datatable" in parameters and step.datatable is None:
+        raise ConfigError(f"{where}: {said} needs a table under it", fix=f"add its table (see `gameday steps`: {match.example or match.text})")
+    if "docstring" in parameters and step.docstring is None:
+        raise ConfigError(f'{where}: {said} needs a text block (""") under it', fix="add the text block")
+    if step.datatable is not None and _reads_targets(match.func):
+        _check_targets([[str(cell) for cell in row] for row in step.datatable.raw()], where)
+
+
+def _parameters(func: Any) -> set[str]:
+    try:
+        return set(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _reads_targets(func: Any) -> bool:
+    code = getattr(inspect.unwrap(func), "__code__", None)
+    return code is not None and "targets_from_table" in code.co_names
+
+
+def _check_targets(rows: list[list[str]], where: str) -> None:
+    """A ``| phase | target |`` table as the step will read it, refused now rather than after the rehearsal."""
+    from gameday.timeline import PHASES, targets_from_table
+
+    example = "e.g. | phase | target | then | act | 90 s |"
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    if header[:2] != ["phase", "target"]:
+        raise ConfigError(f"{where}: the targets table must start with the header row | phase | target |",
+                          fix=example)
+    if len(rows) < 2:
+        raise ConfigError(f"{where}: the targets table has only its header, so nothing would be checked",
+                          fix=f"add a row per phase ({', '.join(PHASES)}), {example}")
+    try:
+        targets = targets_from_table(rows)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}", fix=exc.fix) from None
+    phases = [row[0].strip() for row in rows[1:]]
+    twice = sorted({phase for phase in phases if phases.count(phase) > 1})
+    if twice:
+        raise ConfigError(f"{where}: the targets table gives phase {', '.join(twice)} more than once",
+                          fix="keep one row per phase")
+    for row in rows[1:]:
+        phase = row[0].strip()
+        if not (math.isfinite(targets[phase]) and targets[phase] > 0):
+            raise ConfigError(f"{where}: target {row[1].strip()!r} for phase {phase!r} is not a positive duration",
+                              fix="write seconds or minutes above 0, e.g. 90 s or 2 min")

@@ -186,6 +186,7 @@ class Journal:
         # measurements and events recorded outside any scenario (e.g. `gameday db verify-backup`)
         self.loose = Activity(name="run")
         self._at_scenario_end: list[Callable[[], None]] = []
+        self.interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
 
     # -- structure ---------------------------------------------------------
     @property
@@ -259,7 +260,32 @@ class Journal:
         self.current.events.append(event)
         return event
 
+    def interrupt(self, signal_name: str, test_id: str | None = None) -> None:
+        """A signal (``"SIGINT"``, ``"SIGTERM"``) stopped the run.
+
+        The run is INTERRUPTED, and so is what it cut short: any open step, any open
+        scenario and the scenario of ``test_id`` (the pytest node that was running), even
+        when pytest-bdd's after-scenario hook already closed that as passed while the
+        interrupt unwound.  A scenario that had already failed keeps its verdict.
+        """
+        message = f"interrupted by {signal_name}"
+        if self.interrupted_by is None:
+            self.interrupted_by = signal_name
+            self.loose.events.append(Event(kind="interrupted", message=message, data={"signal": signal_name}))
+        self.status = Status.INTERRUPTED
+        running = [s for s in reversed(self.scenarios) if test_id and s.test_id == test_id][:1]
+        for scenario in {id(s): s for s in [*running, *(s for s in self.scenarios if s.end is None)]}.values():
+            for step in scenario.steps:
+                if step.end is None:
+                    step.finish(Status.INTERRUPTED, message)
+            if scenario.end is None:
+                scenario.finish(Status.INTERRUPTED, message)
+            elif scenario.status == Status.PASSED:
+                scenario.status, scenario.error = Status.INTERRUPTED, message
+
     def finish(self, status: Status | None = None) -> None:
+        if status is None and self.interrupted_by is not None:
+            status = Status.INTERRUPTED
         self.end = utcnow()
         if status is not None:
             self.status = status
@@ -281,6 +307,7 @@ class Journal:
                 "start": self.start,
                 "end": self.end,
                 "status": self.status.value,
+                "interrupted_by": self.interrupted_by,
                 "environment": self.environment,
                 "scenarios": [s.to_dict() for s in self.scenarios],
                 "run": self.loose._base_dict(),
@@ -302,8 +329,60 @@ def new_run_id() -> str:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read a journal written by :meth:`Journal.write`."""
-    data: dict[str, Any] = json.loads(path.read_text())
-    if data.get("schema") != "gameday.journal/1":
-        raise ValueError(f"{path} is not a gameday journal")
+    """Read a journal written by :meth:`Journal.write`.
+
+    Anything else (a missing, empty, truncated or corrupt file, JSON that is not a gameday
+    journal or lacks what the reports render) is bad input: a ConfigError naming the file."""
+    from gameday.errors import ConfigError
+
+    fix = "pass the reports/<run-id>/ folder of a finished run (its journal.json is written by gameday)"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text, so not a gameday journal", fix=fix) from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}", fix=fix) from None
+    if not text.strip():
+        raise ConfigError(f"{path} is empty", fix=fix)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                          "it may be truncated", fix=fix) from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a gameday journal", fix=fix) from None
+    if not isinstance(data, dict) or data.get("schema") != "gameday.journal/1":
+        raise ConfigError(f"{path} is not a gameday journal (no \"schema\": \"gameday.journal/1\")", fix=fix)
+
+    def need(value: Any, where: str, key: str, kind: type | tuple[type, ...]) -> Any:
+        present = isinstance(value, dict) and key in value
+        found = value[key] if present else None
+        if not present or not isinstance(found, kind) or isinstance(found, bool):
+            wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise ConfigError(f"{path} is not a complete gameday journal: {where}{key} is "
+                              f"{type(found).__name__ if present else 'missing'}, not {wanted}", fix=fix)
+        return found
+
+    def activity(value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} is not a complete gameday journal: {where.rstrip('.')} is not an object",
+                              fix=fix)
+        need(value, where, "name", str)
+        need(value, where, "status", str)
+        for index, measurement in enumerate(need(value, where, "measurements", list)):
+            need(measurement, f"{where}measurements[{index}].", "name", str)
+            need(measurement, f"{where}measurements[{index}].", "value", (int, float))
+        for index, event in enumerate(need(value, where, "events", list)):
+            need(event, f"{where}events[{index}].", "kind", str)
+
+    need(data, "", "run_id", str)
+    need(data, "", "status", str)
+    need(data, "", "start", str)
+    if "run" in data:
+        activity(data["run"], "run.")
+    for number, scenario in enumerate(need(data, "", "scenarios", list)):
+        activity(scenario, f"scenarios[{number}].")
+        need(scenario, f"scenarios[{number}].", "duration_s", (int, float, type(None)))
+        for index, step in enumerate(need(scenario, f"scenarios[{number}].", "steps", list)):
+            activity(step, f"scenarios[{number}].steps[{index}].")
     return data

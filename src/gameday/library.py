@@ -47,6 +47,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: gameday feature tag")
 
 
+def run_journal(config: pytest.Config) -> Journal | None:
+    """The run's journal, once the library is configured (for plugins outside a fixture)."""
+    return config.stash.get(_JOURNAL_KEY, None)
+
+
 @pytest.fixture(scope="session")
 def journal(request: pytest.FixtureRequest) -> Journal:
     """The run journal; engine calls record measurements and events into it."""

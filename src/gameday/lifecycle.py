@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -18,7 +19,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +30,9 @@ from gameday.errors import EnvironmentNotReady
 T = TypeVar("T")
 
 _cleanups: list[tuple[int, Callable[[], None]]] = []
-_cleanup_lock = threading.Lock()
+# Re-entrant: the signal handler runs cleanups on the main thread, possibly while that
+# thread is inside on_cleanup() holding this lock.
+_cleanup_lock = threading.RLock()
 _counter = 0
 
 
@@ -57,11 +61,57 @@ def run_cleanups() -> None:
             action()
 
 
+class Interrupted(KeyboardInterrupt):
+    """What gameday's handler raises for SIGINT, and for SIGTERM while a run is in progress.
+
+    A KeyboardInterrupt, so pytest ends the whole session on it (not just the test it cut
+    short) and every ``except KeyboardInterrupt`` still sees it; it carries the signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal_name(signum)}")
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+_interrupted_by: int | None = None  # the first SIGINT/SIGTERM the handler saw
+_runs = 0  # > 0 while a pytest session (a game-day run) is in progress
+
+
+def interrupt_signal(exc: BaseException | None = None) -> int:
+    """The signal behind an interrupt: the one ``exc`` (an :class:`Interrupted`) carries, else
+    the one the handler saw, else SIGINT (a bare KeyboardInterrupt is Python's Ctrl-C)."""
+    if isinstance(exc, Interrupted):
+        return exc.signum
+    return _interrupted_by or signal.SIGINT
+
+
+@contextlib.contextmanager
+def run_in_progress() -> Iterator[None]:
+    """While a run is in progress SIGTERM, like SIGINT, raises :class:`Interrupted`, which
+    pytest treats as the end of the session; elsewhere it stays ``SystemExit(143)``."""
+    global _runs
+    _runs += 1
+    try:
+        yield
+    finally:
+        _runs -= 1
+
+
 def _on_signal(signum: int, frame: Any) -> None:
+    global _interrupted_by
+    if _interrupted_by is None:
+        _interrupted_by = signum
     run_cleanups()
     # Re-raise as the usual exception so callers' finally blocks and exit codes behave.
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
+    if signum == signal.SIGINT or _runs:
+        raise Interrupted(signum)
     raise SystemExit(128 + signum)
 
 
@@ -69,11 +119,18 @@ _installed = False
 
 
 def install_signal_handlers() -> None:
-    """Route SIGINT/SIGTERM through the cleanup registry (main thread only)."""
+    """Route SIGINT/SIGTERM through the cleanup registry (main thread only).
+
+    SIGINT gets the handler whatever the disposition inherited: CPython installs its own
+    KeyboardInterrupt handler only when SIGINT was at its default, so a harness started
+    from a non-interactive shell's background job, nohup or some CI runners (SIGINT
+    ignored) would otherwise not stop on Ctrl-C at all.
+    """
     global _installed
     if _installed or threading.current_thread() is not threading.main_thread():
         return
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     _installed = True
 
 
@@ -259,6 +316,38 @@ def _load_prctl() -> None:
 _load_prctl()
 
 
+_spawn_queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] | None = None
+_spawn_queue_lock = threading.Lock()
+
+
+def on_lasting_thread(call: Callable[[], T]) -> T:
+    """Run ``call`` on a thread that lasts as long as the process: the main thread when
+    called from it, else one daemon thread kept for this.
+
+    A child made with :func:`die_with_parent` is killed when the *thread* that forked it
+    ends, so one started from a short-lived worker thread would die with that thread.
+    """
+    global _spawn_queue
+    if threading.current_thread() is threading.main_thread():
+        return call()
+    with _spawn_queue_lock:
+        if _spawn_queue is None:
+            _spawn_queue = queue.SimpleQueue()
+            threading.Thread(target=_serve_spawns, args=(_spawn_queue,), name="gameday-spawner", daemon=True).start()
+        future: Future[T] = Future()
+        _spawn_queue.put((call, future))
+    return future.result()
+
+
+def _serve_spawns(calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]) -> None:
+    while True:  # never returns: its children must not see it end
+        call, future = calls.get()
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            future.set_exception(exc)
+
+
 def spawn(
     argv: list[str],
     *,
@@ -266,9 +355,20 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     grace: float = 10.0,
+    die_with_harness: bool = False,
     **kwargs: Any,
 ) -> subprocess.Popen[Any]:
-    """Start a process in its own group, registered for cleanup."""
+    """Start a process in its own group, registered for cleanup.
+
+    ``die_with_harness``: the kernel kills it if this process dies without cleaning up
+    (SIGKILL, a crash), via :func:`die_with_parent` on a thread that lasts as long as
+    this process (see :func:`on_lasting_thread`).
+    """
+    if die_with_harness:
+        if "preexec_fn" in kwargs:
+            raise TypeError("spawn(): give die_with_harness or preexec_fn, not both")
+        return on_lasting_thread(lambda: spawn(argv, log=log, env=env, cwd=cwd, grace=grace,
+                                               preexec_fn=die_with_parent, **kwargs))
     out: Any = subprocess.DEVNULL
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
+from gameday import settings
 from gameday.errors import ConfigError
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -33,3 +35,20 @@ def safe_name(value: str, what: str) -> str:
         raise ConfigError(f"{what} {value!r} is not a name",
                           fix="use letters, digits, '.', '_' and '-' (no '/', no '..', not empty)")
     return value
+
+
+def reports_folder(reports: Path | None) -> Path:
+    """Where a run's reports go (--reports, else GAMEDAY_REPORTS, else ./reports), checked before anything
+    runs: the reports of a rehearsal that has already happened cannot be asked for again."""
+    given = "--reports" if reports is not None else settings.SETTINGS["reports"].env
+    folder = reports if reports is not None else Path(settings.get("reports"))
+    fix = "pass a folder (created when missing) with --reports or GAMEDAY_REPORTS"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{given} {folder} is a file, not a folder", fix=fix)
+    blocking = next((p for p in folder.absolute().parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{given} {folder}: {blocking} is a file, not a folder", fix=fix)
+    existing = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{given} {folder}: {existing} is not writable", fix=fix)
+    return folder

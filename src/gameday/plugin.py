@@ -9,9 +9,14 @@ the reports loaded, from :mod:`gameday.library`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Generator
+from typing import Any
+
 import pytest
 
 LIBRARY = "gameday.library"
+INTERRUPTS = "gameday-interrupts"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,3 +43,42 @@ def pytest_configure(config: pytest.Config) -> None:
     if wanted and not config.pluginmanager.has_plugin(LIBRARY):
         # pytest_configure is historic: the library's own runs as it registers
         config.pluginmanager.import_plugin(LIBRARY)
+    if config.pluginmanager.has_plugin(LIBRARY) and not config.pluginmanager.has_plugin(INTERRUPTS):
+        config.pluginmanager.register(_Interrupts(config), INTERRUPTS)
+
+
+class _Interrupts:
+    """A game-day run stopped by Ctrl-C or SIGTERM: the whole session ends at once, and the
+    journal (so every report) says the run and the scenario cut short were INTERRUPTED,
+    by which signal -- never passed."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from gameday import lifecycle
+
+        self.config = config
+        self._run = contextlib.ExitStack()
+        self._run.enter_context(lifecycle.run_in_progress())  # SIGTERM ends the session, as SIGINT does
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._run.close()
+
+    def _interrupt(self, exc: BaseException, test_id: str | None = None) -> None:
+        from gameday import library, lifecycle
+
+        journal = library.run_journal(self.config)
+        if journal is not None:
+            journal.interrupt(lifecycle.signal_name(lifecycle.interrupt_signal(exc)), test_id)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        try:
+            return (yield)
+        except KeyboardInterrupt as exc:  # pytest-bdd has closed the scenario (as passed) by now
+            self._interrupt(exc, item.nodeid)
+            raise
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # any phase: a fixture's setup, collection, between tests; before the reports are written
+        if isinstance(excinfo.value, KeyboardInterrupt):
+            self._interrupt(excinfo.value)

@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -147,6 +148,19 @@ class ServiceModel(_Model):
 
     _names = field_validator("namespace", "deployment")(_dns_name)
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{value!r} is not an http(s) URL (e.g. http://127.0.0.1:8080)")
+            try:
+                parts.port  # noqa: B018 - urlsplit checks the port only when asked
+            except ValueError:
+                raise ValueError(f"{value!r} has an invalid port") from None
+        return value
+
     @field_validator("manifests", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
@@ -177,13 +191,55 @@ class MigrationsModel(_Model):
     base_sql: str | None = Field(default=None, alias="base-sql")  # tables the application creates itself
     base: str | None = None  # or module:function that creates them, given the URL
 
+    @field_validator("base")
+    @classmethod
+    def _function(cls, value: str | None) -> str | None:
+        module, sep, function = (value or "").partition(":")
+        if value is not None and (not sep or not module.strip() or not function.strip()):
+            raise ValueError(f"{value!r} is not module:function (e.g. myapp.db:create_all)")
+        return value
+
+
+class ImageTagModel(_Model):
+    """One tag of an image catalog entry: its env, extra args and a fault the harness applies."""
+
+    env: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    args: list[str | int | float] = Field(default_factory=list)
+    fault: str | None = None
+
+
+class ImageModel(_Model):
+    """An image catalog entry (the project file's ``images:``, or a file given with ``--images``)."""
+
+    repository: str = Field(min_length=1)
+    command: list[str] = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    env: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    tags: dict[str, ImageTagModel | None] = Field(default_factory=dict)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_names(cls, value: Any) -> Any:
+        # YAML reads 1.0 or 2 as numbers: a tag is the text the image reference carries
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+    def entry(self) -> dict[str, Any]:
+        """The entry as the image catalog reads it (what the file said, nothing added)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class CatalogFileModel(_Model):
+    """An image catalog file: ``images:`` and nothing else."""
+
+    images: list[ImageModel]
+
 
 class ProjectModel(_Model):
     name: str | None = None
     namespace: str = "default"
     default_service: str | None = Field(default=None, alias="default-service")
     services: dict[str, ServiceModel] = Field(min_length=1)
-    images: list[dict[str, Any]] = Field(default_factory=list)
+    images: list[ImageModel] = Field(default_factory=list)
     steps: list[str] = Field(default_factory=list)
     runbook: RunbookModel = Field(default_factory=RunbookModel)
     migrations: MigrationsModel = Field(default_factory=MigrationsModel)
@@ -269,9 +325,10 @@ class Project:
 
         catalog = ImageCatalog()
         if self.model.images:
-            catalog.add_entries(self.model.images, self.path)
+            catalog.add_entries([image.entry() for image in self.model.images], self.path)
         configured = [Path(p) for p in settings.get("images").split(os.pathsep) if p.strip()]
         for path in (*configured, *extra):
+            _check_catalog_file(Path(path))
             catalog.add_file(Path(path))
         return catalog
 
@@ -287,6 +344,23 @@ class Project:
             else:
                 found.append(entry)
         return found
+
+
+def _check_catalog_file(path: Path) -> None:
+    """Each entry of an image catalog file against the schema, one line naming the file and key; a file
+    that is missing or not YAML is left to the catalog, which says so itself."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"image catalog {path} is not UTF-8 text", fix="save it as UTF-8") from None
+    except (OSError, yaml.YAMLError):
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        return
+    try:
+        CatalogFileModel.model_validate(data)
+    except ValidationError as exc:
+        raise _one_error(path, exc, CatalogFileModel, what="image catalog") from None
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -343,37 +417,45 @@ def parse(path: Path) -> Project:
         model = ProjectModel.model_validate(data)
     except ValidationError as exc:
         raise _one_error(path, exc) from None
+    _check_migrations(path.resolve(), model.migrations)
     return Project(path=path.resolve(), model=model,
                    services={name: _resolve(path.resolve(), name, model, svc) for name, svc in model.services.items()})
 
 
-def _one_error(path: Path, exc: ValidationError) -> ConfigError:
+def _check_migrations(path: Path, block: MigrationsModel) -> None:
+    """The files the migrations: block names exist (they are relative to the project file)."""
+    for key, entry in (("script-location", block.script_location), ("base-sql", block.base_sql)):
+        if entry is not None and not (path.parent / entry).exists():
+            raise ConfigError(f"{path}: migrations.{key}: {entry} does not exist",
+                              fix=f"fix the path (relative to {path.parent})")
+
+
+def _one_error(path: Path, exc: ValidationError, root: type[BaseModel] | None = None,
+               what: str = "project file") -> ConfigError:
     # a misspelt key explains the "missing" one it was meant to be: report it first
     error = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        known = sorted(_known_keys(loc[:-1]))
+        known = sorted(_known_keys(loc[:-1], root or ProjectModel))
         close = difflib.get_close_matches(loc[-1], known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return ConfigError(f"{path}: unknown key {key}", fix=f"{hint}known keys here: {', '.join(known)}")
     if kind == "missing":
-        return ConfigError(f"{path}: {key} is missing", fix=f"add {loc[-1]}: to the project file")
+        return ConfigError(f"{path}: {key} is missing", fix=f"add {loc[-1]}: to the {what}")
     message = error["msg"].removeprefix("Value error, ")
-    return ConfigError(f"{path}: {key}: {message}", fix="see the project file reference in README.md")
+    return ConfigError(f"{path}: {key}: {message}", fix=f"see the {what} reference in README.md")
 
 
-def _known_keys(loc: list[str]) -> list[str]:
+def _known_keys(loc: list[str], root: type[BaseModel] = ProjectModel) -> list[str]:
     """The keys the schema accepts at ``loc`` (for 'did you mean')."""
-    model: Any = ProjectModel
+    model: Any = root
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
         if field is None:
-            # a dict key (service name) or a list index: descend into the value type
-            if model is ProjectModel and part == "services":
-                model = ServiceModel
-            continue
+            continue  # a dict key (service name) or a list index: the value type is already in hand
         annotation = field.annotation
         model = _inner_model(annotation)
     if isinstance(model, type) and issubclass(model, BaseModel):

@@ -7,9 +7,10 @@ journal); pytest's own terminal output is replaced by one progress line per step
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from gameday import features as feature_files
-from gameday import project
+from gameday import lifecycle, project
 from gameday.journal import Status, load, new_run_id
 from gameday.providers import choose
 from gameday.rehearsals.preflight import Preflight
@@ -54,16 +55,33 @@ class _Progress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.collect_errors: list[str] = []
+        self.open_step: str | None = None
 
     def pytest_bdd_before_scenario(self, request: Any, feature: Any, scenario: Any) -> None:
         self.console.print(f"[bold]▶ {scenario.name}[/bold] [dim]({feature.rel_filename})[/dim]")
 
+    def pytest_bdd_before_step(self, request: Any, feature: Any, scenario: Any, step: Any, step_func: Any) -> None:
+        self.open_step = f"{step.keyword} {step.name}"
+
     def pytest_bdd_after_step(self, request: Any, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any) -> None:
+        self.open_step = None
         self.console.print(f"  [green]✓[/green] {step.keyword} {step.name}", highlight=False)
 
     def pytest_bdd_step_error(self, request: Any, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any, exception: BaseException) -> None:
+        self.open_step = None
         first = (str(exception).strip().splitlines() or [type(exception).__name__])[0]
         self.console.print(f"  [red]✗[/red] {step.keyword} {step.name}\n    [red]{first}[/red]", highlight=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: Any) -> Generator[None, Any, Any]:
+        self.open_step = None
+        try:
+            return (yield)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the step it cut short reads so
+            why = f"interrupted by {lifecycle.signal_name(lifecycle.interrupt_signal(exc))}"
+            where = f"{self.open_step}\n    " if self.open_step else ""
+            self.console.print(f"  [magenta]⏹[/magenta] {where}[magenta]{why}[/magenta]", highlight=False)
+            raise
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
@@ -115,6 +133,10 @@ def run_features(
         return RunResult(EXIT_BAD_INPUT, None)
     report_dir = _newest_report(reports, run_id)
     if report_dir is None:
+        if code == pytest.ExitCode.INTERRUPTED:  # before any scenario began: nothing to report
+            signum = lifecycle.interrupt_signal()
+            console.print(f"[magenta]interrupted by {lifecycle.signal_name(signum)}[/magenta]")
+            return RunResult(128 + signum, None)
         if code == pytest.ExitCode.NO_TESTS_COLLECTED:
             console.print("[yellow]no scenario matched[/yellow]")
         return RunResult(EXIT_BAD_INPUT if code != 0 else EXIT_PASSED, None)
@@ -132,7 +154,9 @@ def _newest_report(reports: Path, run_id: str) -> Path | None:
 def _exit_code(journal: dict[str, Any]) -> int:
     statuses = {s["status"] for s in journal["scenarios"]}
     if journal["status"] == Status.INTERRUPTED.value or Status.INTERRUPTED.value in statuses:
-        return EXIT_INTERRUPTED
+        # 130 for Ctrl-C, 143 for SIGTERM: what a shell reports for a process the signal ended
+        by = str(journal.get("interrupted_by"))
+        return 128 + signal.Signals[by] if by in signal.Signals.__members__ else EXIT_INTERRUPTED
     if Status.ERROR.value in statuses:
         return EXIT_BAD_INPUT
     if statuses - {Status.PASSED.value, Status.SKIPPED.value}:
@@ -151,7 +175,8 @@ def print_summary(journal: dict[str, Any], console: Console) -> None:
     table.add_column("Time", justify="right")
     table.add_column("Key figures vs targets")
     for s in journal["scenarios"]:
-        colour = {"passed": "green", "failed": "red", "error": "yellow"}.get(s["status"], "white")
+        colour = {"passed": "green", "failed": "red", "error": "yellow", "interrupted": "magenta"}.get(
+            s["status"], "white")
         table.add_row(s["name"], f"[{colour}]{verdict_mark(s['status'])} {s['status']}[/{colour}]",
                       f"{s['duration_s'] or 0:.1f}s", headline(s))
         if s.get("error"):

@@ -44,14 +44,15 @@ def moto_command(port: int | None, no_tasks: bool, images: tuple[Path, ...]) -> 
 
 
 @aws.command("ecs-rollback")
-@click.option("--tasks", type=int, default=3, show_default=True)
+@click.option("--tasks", type=click.IntRange(min=1, max=20), default=3, show_default=True)
 @click.option("--good", default="1.0.0", show_default=True, help="the release to roll back to")
 @click.option("--bad", default="2.0.0-crash", show_default=True, help="the broken release")
 @click.option("--service", "service_name", default=None,
               help="the project file's service to rehearse (default: its default service)")
 @click.option("--config", type=click.Path(path_type=Path), default=None, help="project file (default: the nearest)")
-@click.option("--interval", type=int, default=5, show_default=True, help="health check interval, seconds")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="services-stable bound, seconds")
+@click.option("--interval", type=click.IntRange(min=1), default=5, show_default=True,
+              help="health check interval, seconds")
+@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True, help="services-stable bound, seconds")
 @_images
 @one_line_errors
 def ecs_rollback_command(tasks: int, good: str, bad: str, service_name: str | None, config: Path | None,

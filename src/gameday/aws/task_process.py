@@ -133,7 +133,8 @@ class TaskProcess:
             log.write(f"--- task {self.task_id} on {self.host}\n".encode())
         now = time.monotonic()
         for container, spec in zip(self.containers, self.containers_spec, strict=False):
-            container.proc = spawn(container.argv, log=self.log_path, env=container.env, grace=2.0)
+            container.proc = spawn(container.argv, log=self.log_path, env=container.env, grace=2.0,
+                                   die_with_harness=True)
             check = HealthCheck.from_container(spec, self.host)
             container.health = HealthState(check, started=now) if check else None
         self.started_at = time.time()

@@ -21,7 +21,6 @@ import json
 import shutil
 import ssl
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,7 +35,6 @@ from gameday.errors import EnvironmentNotReady
 from gameday.journal import Journal
 from gameday.lifecycle import (
     Provider,
-    die_with_parent,
     free_port,
     spawn,
     stop_process,
@@ -267,11 +265,7 @@ class ControlPlane(Provider):
 
     def _spawn(self, component: Component, lay: Layout) -> subprocess.Popen[Any]:
         argv = [str(self.bin_dir / component.binary), *component.flags(lay)]
-        extra: dict[str, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            # PDEATHSIG fires when the spawning *thread* exits, so only use it from the main thread.
-            extra["preexec_fn"] = die_with_parent
-        return spawn(argv, log=lay.log(component.name), grace=10.0, **extra)
+        return spawn(argv, log=lay.log(component.name), grace=10.0, die_with_harness=True)
 
     def _wait_ready(self, component: Component, probe: Probe, proc: subprocess.Popen[Any], log: Path) -> None:
         def check() -> bool:

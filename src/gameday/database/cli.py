@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from gameday import settings
 from gameday.console import console
 from gameday.errors import ConfigError
 from gameday.journal import Journal, Status
@@ -26,11 +25,58 @@ def _parse_expectations(values: tuple[str, ...]) -> dict[str, int]:
 def _parse_time_columns(values: tuple[str, ...]) -> dict[str, str]:
     columns: dict[str, str] = {}
     for item in values:
-        table, sep, column = item.partition(".")
-        if not sep or not table or not column:
+        table, sep, column = item.strip().rpartition(".")  # TABLE.COLUMN, or SCHEMA.TABLE.COLUMN
+        if not sep or not column or not table or table.count(".") > 1 or not all(table.split(".")):
             raise ConfigError(f"--time-column {item!r} is not TABLE.COLUMN", fix="e.g. --time-column orders.created_at")
+        if columns.get(table, column) != column:
+            raise ConfigError(f"--time-column gives table {table} twice ({columns[table]} and {column})",
+                              fix="give one write-time column per table")
         columns[table] = column
     return columns
+
+
+_TIME_TYPE = "timestamp with time zone"
+
+
+def _check_time_columns(source: object, columns: dict[str, str]) -> None:
+    """Each --time-column is a timestamptz column of the source, checked before the snapshot is taken (a
+    wrong one was found only when the RPO was measured, after the whole restore).  An unreachable
+    source is left to the gate, which reports it as a failed verification (exit 1)."""
+    if not columns:
+        return
+    import psycopg
+
+    from gameday.database.checksums import qualify
+    from gameday.database.dsn import Dsn
+    from gameday.database.snapshot import SourceUnreachable, connect_source
+
+    assert isinstance(source, Dsn)
+    try:
+        conn = connect_source(source)
+    except SourceUnreachable:
+        return
+    try:
+        conn.read_only = True
+        for table, column in columns.items():
+            schema, name = qualify(table).split(".", 1)
+            found = dict(conn.execute(  # type: ignore[arg-type]
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (schema, name)).fetchall())
+            if not found:
+                raise ConfigError(f"--time-column {table}.{column}: the source has no table {schema}.{name}",
+                                  fix="name a table of the database --dsn points at")
+            if column not in found:
+                times = [c for c, kind in found.items() if kind == _TIME_TYPE]
+                raise ConfigError(f"--time-column {table}.{column}: table {schema}.{name} has no column {column!r}",
+                                  fix=f"its timestamptz columns: {', '.join(times)}" if times
+                                  else f"table {schema}.{name} has no timestamptz column; leave --time-column out")
+            if found[column] != _TIME_TYPE:
+                raise ConfigError(f"--time-column {table}.{column} is {found[column]}, not {_TIME_TYPE}",
+                                  fix="name the timestamptz column that records when each row was written")
+    except psycopg.Error:
+        return  # the source answers but not this question (permissions): the gate says what it can
+    finally:
+        conn.close()
 
 
 @click.group()
@@ -59,8 +105,10 @@ def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...],
     """Prove a backup restores: exit 0 restored and verified, 1 verification failed, 2 bad input."""
     from gameday.database.backup import rehearse_backup
     from gameday.database.dsn import Dsn
+    from gameday.paths import reports_folder
     from gameday.report import write_reports
 
+    reports = reports_folder(reports)  # before the gate runs: its reports must have a place
     source = Dsn.parse(dsn)
     if not source.dbname:
         raise ConfigError("no database named in --dsn or PGDATABASE", fix="e.g. --dsn postgresql://user@host:5432/app")
@@ -71,13 +119,15 @@ def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...],
         raise ConfigError(f"--globals {globals_file} not found",
                           fix="pass the output of pg_dumpall --roles-only --no-role-passwords")
     expectations = _parse_expectations(expect)
+    time_columns = _parse_time_columns(time_column)
+    _check_time_columns(source, time_columns)
     journal = Journal(environment={"command": "db verify-backup", "source": source.redacted()})
     outcome = rehearse_backup(source, release=release, backup=backup, expect=expectations, smoke=list(smoke),
-                              time_columns=_parse_time_columns(time_column), journal=journal, no_owner=no_owner,
+                              time_columns=time_columns, journal=journal, no_owner=no_owner,
                               globals_file=globals_file)
     journal.loose.finish(Status.PASSED if outcome.ok else Status.FAILED, None if outcome.ok else "; ".join(outcome.problems()))
     journal.finish()
-    out = write_reports(journal, (reports or Path(settings.get("reports"))) / journal.run_id)
+    out = write_reports(journal, reports / journal.run_id)
     for check in outcome.verification.checks:
         mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
         console.print(f"{mark} {check.detail}", highlight=False)
@@ -142,7 +192,8 @@ _CONFIG_HELP = "project file whose migrations: block names the alembic project (
 @click.option("--script-location", type=click.Path(path_type=Path), default=None,
               help="alembic folder or alembic.ini (default: the demo service's migrations)")
 @click.option("--revision", "revisions", multiple=True, help="check only these revisions")
-@click.option("--rows", type=int, default=None, help="rows seeded per table (default: GAMEDAY_MIGRATIONS_SEED_ROWS)")
+@click.option("--rows", type=click.IntRange(min=1), default=None,
+              help="rows seeded per table (default: GAMEDAY_MIGRATIONS_SEED_ROWS)")
 @click.option("--base-sql", type=click.Path(path_type=Path), default=None,
               help="SQL file creating the tables the application makes itself before alembic takes over")
 @click.option("--base", default=None, metavar="MODULE:FUNCTION",

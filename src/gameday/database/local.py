@@ -27,7 +27,6 @@ from gameday.journal import Journal
 from gameday.lifecycle import (
     Provider,
     cancel_cleanup,
-    die_with_parent,
     free_port,
     on_cleanup,
     spawn,
@@ -128,7 +127,7 @@ class LocalPostgres(Provider):
         # The postmaster is our child (not daemonized by pg_ctl), so it dies with us even on
         # SIGKILL, and its backends follow it; stale data dirs are swept at the next start.
         self._server = spawn(argv, log=self.logfile, env=self._server_env(), cwd=Path("/"), grace=20,
-                             preexec_fn=die_with_parent, **self._account_kwargs())
+                             die_with_harness=True, **self._account_kwargs())
         wait_until(self._accepts_connections, timeout=self.start_timeout, what=f"Postgres {self.label}",
                    logs=lambda: tail(self.logfile))
         self._create_database()

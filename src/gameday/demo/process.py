@@ -79,7 +79,8 @@ class DemoProcess(Provider):
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         env.update(self.extra_env)
-        self.proc = spawn([sys.executable, "-m", "gameday.demo"], log=self.log, env=env, grace=10)
+        self.proc = spawn([sys.executable, "-m", "gameday.demo"], log=self.log, env=env, grace=10,
+                          die_with_harness=True)
         if self.wait_ready:
             wait_until(self._healthy, timeout=self.start_timeout, what=f"demo {self.version} on {self.url}",
                        logs=lambda: tail(self.log) if self.log else "")

@@ -12,7 +12,8 @@ appends one JSON line per request to ``<workdir>/requests.jsonl``; ``records()``
 that file.  A team's locustfile is imported once in a short subprocess first, so one that
 does not import is a one-line ConfigError before any load starts.  The run is always
 bounded: locust's own ``--run-time`` is ``max_seconds``, and stop() sends SIGTERM so
-locust stops its users and exits, then SIGKILL after a grace.
+locust stops its users and exits, then SIGKILL after a grace.  If the harness itself is
+killed outright (SIGKILL: no cleanup runs), the kernel kills locust with it.
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ class LoadGenerator(Provider):
             "--exit-code-on-error", "0", "--loglevel", "WARNING",
         ]
         self.started_at = time.time()
-        self._proc = spawn(argv, log=self.log, env=env, cwd=self.workdir, grace=5)
+        # die_with_harness: a harness killed outright (SIGKILL, OOM) must not leave locust loading the service
+        self._proc = spawn(argv, log=self.log, env=env, cwd=self.workdir, grace=5, die_with_harness=True)
         if self.record:
             # Ready = locust is up and traffic flows (a refused connection is a record too).
             wait_until(self._first_record, timeout=30, what=f"locust load on {self.url}", logs=lambda: tail(self.log))

@@ -31,6 +31,7 @@ from gameday.journal import Fidelity, Journal
 
 STATE_FIELDS = ("DEPLOYMENT_ID", "PREV_TASK", "PREV_SHA", "BACKUP_FILE")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
+STABLE_POLL_S = 0.1  # services-stable polling for the time-to-stable figure (the AWS CLI polls every 15 s)
 
 
 # -- the rollback state file ------------------------------------------------------------
@@ -276,7 +277,7 @@ class EcsRollbackRehearsal:
         if self.rolled_back_to is None or self.rollback_issued is None:
             raise RehearsalFailed("no rollback was issued", fix="roll back first")
         state, limit = self.rolled_back_to, seconds or self.spec.stable_timeout_s
-        took = ecs_api.wait_stable(self.ecs, self.spec.cluster, self.spec.name, limit)
+        took = ecs_api.wait_stable(self.ecs, self.spec.cluster, self.spec.name, limit, delay=STABLE_POLL_S)
         if took is None:
             self.journal.measure("ecs.rollback_time_to_stable", limit, "s", fidelity=Fidelity.REAL, target=seconds,
                                  detail="not stable before the timeout")
@@ -284,7 +285,10 @@ class EcsRollbackRehearsal:
                                   fix="PREV_TASK must be a release that passes its health checks")
         elapsed = time.monotonic() - self.rollback_issued
         self.journal.measure("ecs.rollback_time_to_stable", elapsed, "s", fidelity=Fidelity.REAL, target=seconds,
-                             detail="update-service to services-stable, 1 s polling; tasks are real processes")
+                             detail=f"update-service to services-stable, polled every {STABLE_POLL_S:g} s (the moment "
+                                    f"lies within {STABLE_POLL_S:g} s before the figure); the path includes the task "
+                                    "runner's reconcile tick and each task's health-check interval, as on ECS; "
+                                    "tasks are real processes")
         return RollbackResult(elapsed, state.prev_task, ecs_api.image_version(self.ecs, state.prev_task))
 
     def roll_back_and_wait(self, timeout: float | None = None) -> RollbackResult:

@@ -33,7 +33,7 @@ def render_junit(journal: dict[str, Any]) -> str:
             if m["target"] is not None:
                 value += f" (target {'<=' if m['bound'] == 'max' else '>='} {m['target']:g})"
             ET.SubElement(case_props, "property", name=f"{m['name']} [{m['fidelity']}]", value=value)
-        message = scenario.get("error") or ""
+        message = scenario.get("error") or ("interrupted" if scenario["status"] == "interrupted" else "")
         if scenario["status"] == "failed":
             ET.SubElement(case, "failure", message=message).text = message
         elif scenario["status"] in ("error", "interrupted"):

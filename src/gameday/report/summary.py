@@ -20,6 +20,8 @@ _TEMPLATE = """\
 
 **Verdict: {{ j.status | upper }}** · started {{ j.start }} · {{ "%.1f" | format(total) }} s ·
 {{ counts.passed }} passed, {{ counts.failed }} failed, {{ counts.error }} errors
+{%- if counts.interrupted %}, {{ counts.interrupted }} interrupted{% endif %}
+{%- if j.get("interrupted_by") %} · stopped by {{ j.interrupted_by }}{% endif %}
 
 | Scenario | Verdict | Duration | Key figures |
 |---|---|---|---|
@@ -82,7 +84,7 @@ def render_summary(journal: dict[str, Any]) -> str:
     env = jinja2.Environment(autoescape=False, trim_blocks=False, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     scenarios = journal["scenarios"]
-    counts = {k: sum(s["status"] == k for s in scenarios) for k in ("passed", "failed", "error")}
+    counts = {k: sum(s["status"] == k for s in scenarios) for k in ("passed", "failed", "error", "interrupted")}
     simulated = any(m["fidelity"] == "simulated" for s in scenarios for m in scenario_measurements(s))
     env.filters["cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
     template = env.from_string(_TEMPLATE)

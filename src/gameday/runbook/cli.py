@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from gameday import settings
 from gameday.console import console
 from gameday.runbook.check import CheckResult, StepOutcome
 from gameday.runbook.model import Runbook, Section, Step
@@ -56,6 +55,7 @@ def check(path: Path, sections: tuple[str, ...], sets: tuple[str, ...], bindings
     from gameday import project as projects
     from gameday.journal import Journal, Status
     from gameday.lifecycle import temp_dir
+    from gameday.paths import reports_folder
     from gameday.report import write_reports
     from gameday.runbook.bind import Bindings
     from gameday.runbook.check import RunbookCheck
@@ -63,6 +63,7 @@ def check(path: Path, sections: tuple[str, ...], sets: tuple[str, ...], bindings
     from gameday.runbook.parse import parse_runbook
     from gameday.runbook.record import record_check
 
+    reports = reports_folder(reports)  # before anything runs: a finished check's reports must have a place
     book = parse_runbook(path)
     chosen = [s for name in sections for s in book.subtree(book.find_section(name))] if sections \
         else list(book.sections)
@@ -82,7 +83,7 @@ def check(path: Path, sections: tuple[str, ...], sets: tuple[str, ...], bindings
     console.print(f"[bold]{book.title}[/bold] · {len(chosen)} sections, {len(steps)} steps · project "
                   f"{project.path}", highlight=False)
     confirm = _confirm if interactive else None
-    out_dir = (reports or Path(settings.get("reports"))) / journal.run_id
+    out_dir = reports / journal.run_id
     runner: RunbookCheck | None = None
     try:
         with check_environment(steps, project, bound, journal, before=before, after=after) as rehearsal:

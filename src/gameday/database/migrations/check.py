@@ -69,6 +69,7 @@ from gameday.database.migrations.project import (
     MigrationFailed,
     MigrationProject,
     ScratchDatabases,
+    check_base_spec,
     check_connection,
     current_revision,
     one_line,
@@ -488,6 +489,10 @@ def check_migrations(script_location: Path | str | None = None, *, dsn: str | No
     ``progress(i, n, verdict)`` is called as each verdict is reached."""
     if base_sql is not None and not Path(base_sql).is_file():
         raise ConfigError(f"--base-sql {base_sql} does not exist", fix="pass the SQL file that creates the base schema")
+    if rows < 1:
+        raise ConfigError(f"seed rows must be at least 1, not {rows}", fix="pass --rows 1000")
+    if base is not None:
+        check_base_spec(base)
     with MigrationProject(script_location, url_env=url_env) as project:
         chain = [r.revision for r in project.history()]
         wanted = chain

@@ -175,6 +175,13 @@ class _Worker:
             self._handle = None
 
 
+def check_base_spec(spec: str) -> None:
+    """``module:function``, refused before anything starts when it is not."""
+    module, sep, function = spec.partition(":")
+    if not sep or not module or not function.isidentifier():
+        raise ConfigError(f"--base {spec!r} is not module:function", fix="e.g. --base myapp.db:create_all")
+
+
 class MigrationProject:
     """One alembic project: a folder with env.py and versions/ (and maybe alembic.ini).
 
@@ -195,6 +202,8 @@ class MigrationProject:
             path = Path(location)
             if not path.is_absolute() and not path.is_dir():
                 path = ini.parent / location  # alembic reads it from the cwd; next to the ini is likelier
+        if path.is_file() and ini is None:
+            raise ConfigError(f"{path} is a file, not an alembic folder or alembic.ini", fix=_FIX_LOCATION)
         if not path.is_dir():
             raise ConfigError(f"alembic folder {path} does not exist", fix=_FIX_LOCATION)
         if not (path / "env.py").is_file():
@@ -317,9 +326,7 @@ class MigrationProject:
     def run_base(self, dsn: str, spec: str) -> None:
         """Call ``module:function`` with the scratch URL, in the migrations' process: the base schema
         an application creates itself before alembic takes over."""
-        module, sep, function = spec.partition(":")
-        if not sep or not module or not function.isidentifier():
-            raise ConfigError(f"--base {spec!r} is not module:function", fix="e.g. --base myapp.db:create_all")
+        check_base_spec(spec)
         reply = self._ask({"op": "base", "base": spec, "url": sqlalchemy_url(dsn), "url_env": self.url_env,
                            "libpq": Dsn.parse(dsn, use_env=False).libpq_env()})
         if not reply["ok"]:
