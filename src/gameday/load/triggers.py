@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.journal import Journal
@@ -37,7 +37,12 @@ from gameday.load.baseline import Baseline
 from gameday.load.records import RequestRecord
 from gameday.load.signals import error_rate, latency, version_share, window
 
-MAX_CHECKS = 41  # checkpoints across for_seconds: bounds the cost of one evaluation
+MAX_CHECKS = 41
+
+
+def sent(record: RequestRecord) -> float:
+    """When the request was sent: records are stamped at the answer, with the latency."""
+    return record.ts - record.latency_ms / 1000  # checkpoints across for_seconds: bounds the cost of one evaluation
 
 
 class RecordSource(Protocol):
@@ -67,6 +72,16 @@ class Trigger:
 
     def scaled(self, factor: float) -> Trigger:
         raise NotImplementedError
+
+    def moment(self, records: Sequence[RequestRecord], since: float | None, held: float) -> float:
+        """When the rule really came to hold, computed from the records (a poll noticed at ``held``).
+
+        Alarm rules: the first request of the bad stretch that made it fire, plus ``for_seconds``
+        (an ideal alarm with this rule); recovery rules: the first good request sent after the
+        last bad one.  Requests are placed at the moment they were sent (answer time minus
+        latency), so neither the poll cadence nor the window's dilution by older requests adds
+        to the figure."""
+        return held
 
     def wait(
         self,
@@ -119,11 +134,35 @@ class _Sustained(Trigger):
                               f"(got {self.for_seconds}, {self.window_seconds}, {self.min_requests})",
                               fix="fix the trigger rule")
 
+    alarm: ClassVar[bool] = False  # True: fires on bad requests; False: holds while they are absent
+
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
+        raise NotImplementedError
+
+    def bad(self, record: RequestRecord) -> bool:
+        """The request counts towards the alarm (or against recovery)."""
         raise NotImplementedError
 
     def value(self, sample: Sequence[RequestRecord]) -> str:
         raise NotImplementedError
+
+    def moment(self, records: Sequence[RequestRecord], since: float | None, held: float) -> float:
+        floor = since if since is not None else -math.inf
+        timed = sorted((sent(r), self.bad(r)) for r in records if floor <= sent(r) <= held)
+        if self.alarm:
+            bad = [t for t, is_bad in timed if is_bad]
+            if not bad:
+                return held
+            start = bad[-1]
+            for earlier in reversed(bad[:-1]):  # back through the stretch: no gap a window long
+                if start - earlier > self.window_seconds:
+                    break
+                start = earlier
+            return min(held, start + self.for_seconds)
+        last_bad = max((t for t, is_bad in timed if is_bad), default=None)
+        if last_bad is None:  # nothing bad since ``since``: healthy from then on
+            return since if since is not None else held
+        return next((t for t, is_bad in timed if t > last_bad and not is_bad), held)
 
     def checkpoints(self, now: float) -> list[float]:
         if self.for_seconds == 0:
@@ -164,6 +203,10 @@ def _pct(value: float | None) -> str:
 @dataclass(frozen=True)
 class ErrorRateAbove(_Sustained):
     threshold: float = 0.05
+    alarm: ClassVar[bool] = True
+
+    def bad(self, record: RequestRecord) -> bool:
+        return bool(record.failed)
 
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         rate = error_rate(sample)
@@ -182,6 +225,9 @@ class ErrorRateAtMost(_Sustained):
 
     threshold: float = 0.01
     strict: bool = False
+
+    def bad(self, record: RequestRecord) -> bool:
+        return bool(record.failed)
 
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         rate = error_rate(sample)
@@ -221,6 +267,9 @@ class _LatencyRule(_Sustained):
                               fix="call .with_baseline(records) or give baseline_ms / above_ms")
         return max(self.baseline_ms * self.factor, self.min_ms)
 
+    def bad(self, record: RequestRecord) -> bool:
+        return record.latency_ms > self.threshold_ms
+
     def with_baseline(self, baseline: Sequence[RequestRecord] | Baseline) -> Self:
         """A copy whose baseline is the p-th percentile of ``records`` (e.g. before the deploy),
         or the same percentile of a captured Baseline (p50, p95 or p99)."""
@@ -248,6 +297,8 @@ class _LatencyRule(_Sustained):
 
 @dataclass(frozen=True)
 class LatencyAbove(_LatencyRule):
+    alarm: ClassVar[bool] = True
+
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         current = latency(sample, self.p)
         return current is not None and current > self.threshold_ms
@@ -302,6 +353,9 @@ class VersionShare(_Sustained):
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         return version_share(sample).get(self.version, 0.0) >= self.at_least
 
+    def bad(self, record: RequestRecord) -> bool:
+        return record.version != self.version
+
     def value(self, sample: Sequence[RequestRecord]) -> str:
         shares = version_share(sample)
         return ", ".join(f"{v} {s:.0%}" for v, s in shares.items()) or "no requests"
@@ -327,6 +381,9 @@ class AllOf(Trigger):
 
     def lookback(self) -> float:
         return max((rule.lookback() for rule in self.rules), default=0.0)
+
+    def moment(self, records: Sequence[RequestRecord], since: float | None, held: float) -> float:
+        return max((rule.moment(records, since, held) for rule in self.rules), default=held)
 
     def scaled(self, factor: float) -> Trigger:
         return AllOf(tuple(rule.scaled(factor) for rule in self.rules))

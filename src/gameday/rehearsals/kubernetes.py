@@ -274,7 +274,10 @@ class KubernetesRehearsal:
                 and getattr(rule, "above_ms", None) is None:
             rule = rule.with_baseline_value(baseline_ms(self.require_baseline(), getattr(rule, "p", 95)))
         scaled = rule.scaled(self.timeline.scale) if self.timeline.scale != 1 else rule
-        detected = scaled.wait(load, timeout, since=self.timeline.marks.get("t0"), journal=self.journal)
+        t0 = self.timeline.marks.get("t0")
+        fired = scaled.wait(load, timeout, since=t0, journal=self.journal)
+        # when the rule really held, from the requests themselves (not when a poll noticed)
+        detected = scaled.moment(load.records(since=None if t0 is None else t0 - 1), t0, fired)
         return self.timeline.mark("detected", detected) - self.timeline.marks["t0"]
 
     # -- the on-call's actions (the first one marks "acted") --------------------------------

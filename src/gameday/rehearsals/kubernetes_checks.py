@@ -170,9 +170,12 @@ def wait_recovered(r: KubernetesRehearsal, release: str, timeout: float) -> floa
     hold = RECOVERY_HOLD_S / r.timeline.scale
     rule = AllOf((ErrorRateAtMost(threshold=RECOVERY_ERROR_RATE, for_seconds=hold, window_seconds=2),
                   VersionShare(version=release, at_least=1.0, for_seconds=hold, window_seconds=2)))
-    confirmed = rule.wait(load, timeout, since=r.timeline.marks.get("done"), journal=r.journal)
-    # Recovery happened when the healthy stretch began, not when it had lasted long enough.
-    recovered = max(confirmed - hold, r.timeline.marks.get("done", confirmed))
+    done = r.timeline.marks.get("done")
+    confirmed = rule.wait(load, timeout, since=done, journal=r.journal)
+    # Recovery happened when the healthy stretch began (the first good request sent after the
+    # last bad one), not when it had lasted long enough, nor when a poll noticed.
+    recovered = max(rule.moment(load.records(since=None if done is None else done - 1), done, confirmed),
+                    done if done is not None else -1.0)
     return r.timeline.mark("recovered", recovered) - r.timeline.marks.get("done", recovered)
 
 
