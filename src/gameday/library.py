@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gameday import settings
+from gameday import lifecycle, settings
 from gameday.errors import GameDayError, RehearsalFailed
 from gameday.journal import Journal, Status
 
@@ -105,9 +105,19 @@ def pytest_bdd_after_step(request: pytest.FixtureRequest, feature: Any, scenario
 
 
 def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, step_func: Any, step_func_args: Any, exception: BaseException) -> None:
-    open_step = request.config.stash[_JOURNAL_KEY].open_step
-    if open_step is not None:
-        open_step.finish(*_scenario_status(exception))
+    journal = request.config.stash[_JOURNAL_KEY]
+    open_step = journal.open_step
+    if open_step is None:
+        return
+    died = lifecycle.dead_parts()
+    if died:
+        # the harness could not do its job: an ERROR naming the part, never the rollback's failure
+        for gone in died:
+            journal.event("harness-part-died", gone)
+        open_step.finish(Status.ERROR, f"harness part died during this step: {'; '.join(died)} "
+                                       f"(so: {_one_line(exception)})")
+        return
+    open_step.finish(*_scenario_status(exception))
 
 
 def pytest_bdd_step_func_lookup_error(request: pytest.FixtureRequest, feature: Any, scenario: Any, step: Any, exception: BaseException) -> None:

@@ -270,8 +270,43 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+# -- harness parts: processes whose death is the harness's failure, not the rehearsed system's --
+_PARTS: dict[int, tuple[str, subprocess.Popen[Any]]] = {}
+_PARTS_LOCK = threading.Lock()
+
+
+def watch_part(name: str, proc: subprocess.Popen[Any]) -> None:
+    """Watch ``proc`` as the harness part ``name`` (etcd, kube-apiserver, postgres, moto, locust)."""
+    with _PARTS_LOCK:
+        _PARTS[proc.pid] = (name, proc)
+
+
+def forget_part(proc: subprocess.Popen[Any] | None) -> None:
+    """``proc`` is being stopped on purpose: its exit is no finding."""
+    if proc is not None:
+        with _PARTS_LOCK:
+            _PARTS.pop(proc.pid, None)
+
+
+def dead_parts() -> list[str]:
+    """Harness parts that exited without being stopped, each said once: "etcd (pid 123) was killed
+    by SIGKILL".  A step that fails while one of these is dead failed because the harness could
+    not do its job (an ERROR naming the part), not because the rehearsed system misbehaved."""
+    found = []
+    with _PARTS_LOCK:
+        for pid, (name, proc) in list(_PARTS.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del _PARTS[pid]
+            how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+            found.append(f"{name} (pid {pid}) {how}")
+    return found
+
+
 def stop_process(proc: subprocess.Popen[Any], *, grace: float = 10.0) -> None:
     """SIGTERM the process group, wait ``grace`` seconds, then SIGKILL. No orphans."""
+    forget_part(proc)
     if proc.poll() is not None:
         return
     try:
@@ -356,18 +391,20 @@ def spawn(
     cwd: Path | None = None,
     grace: float = 10.0,
     die_with_harness: bool = False,
+    part: str | None = None,
     **kwargs: Any,
 ) -> subprocess.Popen[Any]:
     """Start a process in its own group, registered for cleanup.
 
     ``die_with_harness``: the kernel kills it if this process dies without cleaning up
     (SIGKILL, a crash), via :func:`die_with_parent` on a thread that lasts as long as
-    this process (see :func:`on_lasting_thread`).
+    this process (see :func:`on_lasting_thread`).  ``part``: a harness part whose death
+    is reported by :func:`dead_parts` (see :func:`watch_part`).
     """
     if die_with_harness:
         if "preexec_fn" in kwargs:
             raise TypeError("spawn(): give die_with_harness or preexec_fn, not both")
-        return on_lasting_thread(lambda: spawn(argv, log=log, env=env, cwd=cwd, grace=grace,
+        return on_lasting_thread(lambda: spawn(argv, log=log, env=env, cwd=cwd, grace=grace, part=part,
                                                preexec_fn=die_with_parent, **kwargs))
     out: Any = subprocess.DEVNULL
     if log is not None:
@@ -385,6 +422,8 @@ def spawn(
     )
     if log is not None:
         out.close()
+    if part is not None:
+        watch_part(part, proc)
     on_cleanup(lambda: stop_process(proc, grace=grace))
     return proc
 

@@ -27,6 +27,7 @@ from gameday.journal import Journal
 from gameday.lifecycle import (
     Provider,
     cancel_cleanup,
+    forget_part,
     free_port,
     on_cleanup,
     spawn,
@@ -127,7 +128,7 @@ class LocalPostgres(Provider):
         # The postmaster is our child (not daemonized by pg_ctl), so it dies with us even on
         # SIGKILL, and its backends follow it; stale data dirs are swept at the next start.
         self._server = spawn(argv, log=self.logfile, env=self._server_env(), cwd=Path("/"), grace=20,
-                             die_with_harness=True, **self._account_kwargs())
+                             die_with_harness=True, part=f"postgres {self.label}", **self._account_kwargs())
         wait_until(self._accepts_connections, timeout=self.start_timeout, what=f"Postgres {self.label}",
                    logs=lambda: tail(self.logfile))
         self._create_database()
@@ -140,6 +141,7 @@ class LocalPostgres(Provider):
             return
         root, self.root = self.root, None
         server, self._server = self._server, None
+        forget_part(server)
         if server is not None and server.poll() is None:
             # SIGQUIT: immediate shutdown; the copy is thrown away, nothing to flush.
             with contextlib.suppress(ProcessLookupError):

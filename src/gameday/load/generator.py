@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from gameday import settings
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.journal import Journal
-from gameday.lifecycle import Provider, spawn, stop_process, tail, temp_dir, wait_until
+from gameday.lifecycle import Provider, forget_part, spawn, stop_process, tail, temp_dir, wait_until
 from gameday.load.profile import ENV_RECORDS, LoadProfile
 from gameday.load.records import RecordReader, RequestRecord
 from gameday.load.signals import GoldenSignals, golden_signals
@@ -171,7 +171,8 @@ class LoadGenerator(Provider):
         ]
         self.started_at = time.time()
         # die_with_harness: a harness killed outright (SIGKILL, OOM) must not leave locust loading the service
-        self._proc = spawn(argv, log=self.log, env=env, cwd=self.workdir, grace=5, die_with_harness=True)
+        self._proc = spawn(argv, log=self.log, env=env, cwd=self.workdir, grace=5, die_with_harness=True,
+                           part="locust (the load generator)")
         if self.record:
             # Ready = locust is up and traffic flows (a refused connection is a record too).
             wait_until(self._first_record, timeout=30, what=f"locust load on {self.url}", logs=lambda: tail(self.log))
@@ -199,6 +200,7 @@ class LoadGenerator(Provider):
         if self._proc is None:
             return None
         limit = timeout if timeout is not None else self.max_seconds + 15
+        forget_part(self._proc)  # ending by itself is what is waited for here
         wait_until(lambda: self._proc.poll() is not None, timeout=limit, what="locust to finish",
                    logs=lambda: tail(self.log))
         return int(self._proc.returncode)
