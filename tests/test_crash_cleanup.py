@@ -43,3 +43,44 @@ def test_sigkilled_harness_takes_its_postgres_down_and_the_next_start_sweeps_its
     finally:
         if harness.poll() is None:
             harness.kill()
+
+
+KUBE_HARNESS = """
+import sys, time, base64
+from pathlib import Path
+from gameday.cluster.access import api_client
+from gameday.lifecycle import temp_dir
+
+run = temp_dir("run")
+pem = base64.b64encode(b"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n").decode()
+kubeconfig = Path(sys.argv[1])
+kubeconfig.write_text(f'''
+apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:1", certificate-authority-data: "{pem}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+''')
+client = api_client(kubeconfig)
+print(run, client.configuration.ssl_ca_cert, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_sigkilled_runs_folders_and_kube_client_certs_are_swept_by_the_next_command(tmp_path):
+    harness = subprocess.Popen([sys.executable, "-c", KUBE_HARNESS, str(tmp_path / "kubeconfig")],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        run, ca = (Path(p) for p in harness.stdout.readline().split())
+        assert run.is_dir() and Path(ca).is_file()
+        assert Path(ca).parent.name.startswith("gameday-kubeclient-")  # in a folder of ours, not loose in /tmp
+        os.kill(harness.pid, signal.SIGKILL)
+        harness.wait(timeout=10)
+        assert run.is_dir() and Path(ca).is_file()  # nothing could clean up after SIGKILL ...
+        subprocess.run([sys.executable, "-m", "gameday.cli", "settings"], capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+        assert not run.exists() and not Path(ca).exists()  # ... until the next gameday command
+    finally:
+        if harness.poll() is None:
+            harness.kill()

@@ -21,7 +21,7 @@ from rich.text import Text
 from gameday import settings
 from gameday.console import console, err_console, print_error
 from gameday.errors import ConfigError, GameDayError
-from gameday.lifecycle import install_signal_handlers
+from gameday.lifecycle import install_signal_handlers, sweep_stale_dirs
 
 # Sub-command groups live beside the code they drive; they load when first used, so
 # `gameday run` never pays for importing the cluster or AWS stacks.
@@ -56,6 +56,7 @@ def cli(ctx: click.Context) -> None:
     if ctx.invoked_subcommand != "settings":  # `gameday settings` shows a bad value instead of refusing it
         settings.validate_all()  # every GAMEDAY_* value, before anything starts
     install_signal_handlers()
+    sweep_stale_dirs("*")  # what a killed run (SIGKILL, a crash) left in the temp dir
 
 
 @cli.command()

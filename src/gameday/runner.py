@@ -6,10 +6,11 @@ journal); pytest's own terminal output is replaced by one progress line per step
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ def run_features(
     files = feature_files.feature_files(paths)
     embedded = choose("cluster").name == "local"
     feature_files.validate(files, step_modules, check=Preflight(team, embedded=embedded))
-    with tempfile.TemporaryDirectory(prefix="gameday-run-") as tmp:
+    with _run_dir() as tmp:
         module = Path(tmp) / "test_gameday_features.py"
         module.write_text(_TEST_MODULE.format(paths=[str(f) for f in files], modules=step_modules))
         args = [str(module), "-p", "no:cacheprovider", f"--rootdir={tmp}", f"--gameday-reports={reports}",
@@ -144,6 +145,16 @@ def run_features(
     print_summary(journal, console)
     console.print(f"reports: {report_dir}")
     return RunResult(_exit_code(journal), report_dir)
+
+
+@contextlib.contextmanager
+def _run_dir() -> Generator[Path, None, None]:
+    """The run's own temp folder: removed at the end, swept by the next run if this one is killed."""
+    path = lifecycle.temp_dir("run")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _newest_report(reports: Path, run_id: str) -> Path | None:

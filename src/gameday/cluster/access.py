@@ -29,12 +29,36 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import ConfigError, EnvironmentNotReady
-from gameday.lifecycle import cancel_cleanup, on_cleanup, stop_process, wait_until
+from gameday.lifecycle import cancel_cleanup, on_cleanup, stop_process, temp_dir, wait_until
 
 REHEARSAL_LABEL = "gameday.io/rehearsal"
 PUBLISHED_CONFIGMAP = "gameday-service-proxy"
 PORT_FORWARD_TIMEOUT_S = 20.0
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
+
+
+_client_files: Path | None = None
+
+
+def api_client(kubeconfig: Path | str, context: str | None = None, *,
+               fix: str = "check the kubeconfig file (and --context)") -> Any:
+    """A kubernetes ApiClient for ``kubeconfig``, or a one-line ConfigError naming the file.
+
+    The client writes the kubeconfig's certificates to temp files; they go in a folder of
+    ours, removed on exit and swept by the next run if this one was killed."""
+    global _client_files
+    from kubernetes import client, config
+
+    if _client_files is None or not _client_files.is_dir():
+        _client_files = temp_dir("kubeclient")
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=configuration,
+                                persist_config=False, temp_file_path=str(_client_files))
+    except (config.ConfigException, OSError, ValueError) as exc:
+        raise ConfigError(f"kubeconfig {kubeconfig} is not usable: {str(exc).strip().splitlines()[0]}",
+                          fix=fix) from None
+    return client.ApiClient(configuration=configuration)
 
 
 def published_services(api_client: Any) -> dict[str, str] | None:

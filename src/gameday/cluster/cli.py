@@ -192,11 +192,12 @@ def status(directory: Path) -> None:
     if state.get("status") != "ready":
         click.echo("starting")
         return
-    from kubernetes import client, config
+    from kubernetes import client
 
+    from gameday.cluster.access import api_client
     from gameday.cluster.local import ready_node_count
 
-    api = config.new_client_from_config(config_file=state["kubeconfig"])
+    api = api_client(state["kubeconfig"])
     try:
         total = len(client.CoreV1Api(api).list_node(_request_timeout=10).items)
         ready = ready_node_count(api)

@@ -58,9 +58,9 @@ class K3sCluster(ClusterAccess, ContainerProvider):
 
     def api_client(self) -> Any:
         if self._client is None:
-            from kubernetes import config
+            from gameday.cluster.access import api_client
 
-            self._client = config.new_client_from_config(config_file=str(self.kubeconfig))
+            self._client = api_client(self.kubeconfig)
         return self._client
 
     def endpoints(self) -> dict[str, Any]:

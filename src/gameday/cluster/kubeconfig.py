@@ -100,12 +100,9 @@ class KubeconfigCluster(ClusterAccess, Provider):
 
     def api_client(self) -> Any:
         if self._client is None:
-            from kubernetes import config
+            from gameday.cluster.access import api_client
 
-            try:
-                self._client = config.new_client_from_config(config_file=str(self.path), context=self.context)
-            except config.ConfigException as exc:
-                raise ConfigError(f"kubeconfig {self.path}: {exc}", fix="check the file and --context") from None
+            self._client = api_client(self.path, self.context, fix="check the file and --context")
         return self._client
 
     @property

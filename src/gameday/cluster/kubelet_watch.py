@@ -17,13 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import config
 from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
 from kubernetes.watch.watch import iter_resp_lines
-
-from gameday.errors import ConfigError
 
 log = logging.getLogger("gameday.cluster.watch")
 
@@ -171,11 +167,9 @@ class Informer:
 
 def api_client_for(kubeconfig: Path) -> ApiClient:
     """An ApiClient from a kubeconfig file, or a one-line ConfigError naming the file."""
-    try:
-        return config.new_client_from_config(config_file=str(kubeconfig))
-    except (ConfigException, OSError) as exc:
-        raise ConfigError(f"kubeconfig {kubeconfig} is not usable: {exc}",
-                          fix="pass the kubeconfig the control plane wrote") from None
+    from gameday.cluster.access import api_client
+
+    return api_client(kubeconfig, fix="pass the kubeconfig the control plane wrote")  # type: ignore[no-any-return]
 
 
 def wait_all_synced(informers: list[Informer], timeout: float) -> bool:

@@ -152,9 +152,9 @@ class LocalCluster(ClusterAccess, Provider):
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient for the admin user (one per cluster, reused)."""
         if self._client is None:
-            from kubernetes import config
+            from gameday.cluster.access import api_client
 
-            self._client = config.new_client_from_config(config_file=str(self.kubeconfig))
+            self._client = api_client(self.kubeconfig)
         return self._client
 
     def check_image(self, image: str) -> None:
