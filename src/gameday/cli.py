@@ -4,13 +4,28 @@ Exit codes everywhere: 0 all passed, 1 a rehearsal failed (the system under test
 not hold), 2 bad input or the harness could not do its job.
 """
 
+# ruff: noqa: E402 - the early signal handlers below go in before the heavy imports
 from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def _stopped_before_anything_started(signum: int, frame: object) -> None:
+    os._exit(128 + signum)  # nothing started yet: nothing to clean up
+
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0] if sys.argv else "") == "gameday":
+    # Only as the `gameday` command (never when imported by tests or a library user): Ctrl-C or
+    # SIGTERM while it is still importing exits 130/143 at once, no traceback; the real
+    # handlers (gameday.lifecycle) replace these before any work begins.
+    for _signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signum, _stopped_before_anything_started)
 
 import importlib
 import importlib.util
-import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, cast
