@@ -297,6 +297,8 @@ class Journal:
             self.status = Status.FAILED
         else:
             self.status = Status.PASSED
+        if self.loose.end is None:  # the run's own record is closed with the run
+            self.loose.finish(self.status)
 
     # -- persistence ---------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -42,7 +42,14 @@ SHIPPED_TAGS = ("database", "backup", "migrations", "kubernetes", "rollback", "a
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_JOURNAL_KEY] = Journal(run_id=config.getoption("--gameday-run-id"))
+    from pathlib import Path
+
+    from gameday.runinfo import describe_run
+
+    project = config.getoption("--gameday-config")
+    journal = Journal(run_id=config.getoption("--gameday-run-id"))
+    journal.environment.update(describe_run(features=[Path(project).parent] if project else []))
+    config.stash[_JOURNAL_KEY] = journal
     for tag in SHIPPED_TAGS:
         config.addinivalue_line("markers", f"{tag}: gameday feature tag")
 

@@ -61,6 +61,16 @@ def api_client(kubeconfig: Path | str, context: str | None = None, *,
     return client.ApiClient(configuration=configuration)
 
 
+def server_version(api: Any) -> str | None:
+    """The API server's version (e.g. v1.34.4), or None when it does not say."""
+    from kubernetes import client
+
+    try:
+        return str(client.VersionApi(api).get_code(_request_timeout=10).git_version)
+    except Exception:  # noqa: BLE001 - a fact for the record, never a reason to stop
+        return None
+
+
 def published_services(api_client: Any) -> dict[str, str] | None:
     """The address map a gameday service proxy published on this cluster, or None."""
     from kubernetes import client

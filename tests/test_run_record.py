@@ -1,0 +1,36 @@
+"""The record a post-mortem cites: a finished run's journal is closed and says what it ran on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+STEPS = """\
+from pytest_bdd import given
+
+
+@given("a step that holds")
+def holds():
+    pass
+"""
+
+
+def test_a_finished_runs_journal_is_closed_and_records_its_environment(tmp_path: Path):
+    (tmp_path / "r_steps.py").write_text(STEPS)
+    (tmp_path / "r.feature").write_text("Feature: record\n  Scenario: one\n    Given a step that holds\n")
+    result = subprocess.run([sys.executable, "-m", "gameday.cli", "run", "r.feature", "--steps", "r_steps.py",
+                             "--reports", "reports", "--run-id", "r1"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL, env=dict(os.environ))
+    assert result.returncode == 0, result.stdout + result.stderr
+    journal = json.loads((tmp_path / "reports" / "r1" / "journal.json").read_text())
+    assert journal["end"] and journal["status"] == "passed"
+    run = journal["run"]
+    assert run["end"] is not None and run["status"] == "passed" and run["duration_s"] >= 0
+    env = journal["environment"]
+    assert env["gameday"] and env["python"] and env["machine"]["cores"] == os.cpu_count()
+    assert env["machine"]["memory_bytes"] > 0
+    assert env["postgresql"] is None or "PostgreSQL" in env["postgresql"]
+    assert "kubectl" in env and "features" in env
