@@ -9,11 +9,18 @@ import sys
 from pathlib import Path
 
 STEPS = """\
+import pytest
 from pytest_bdd import given
 
 
+@pytest.fixture
+def scratch_part(journal):
+    yield "part"
+    journal.event("part-stopped", "the scenario's part was stopped")
+
+
 @given("a step that holds")
-def holds():
+def holds(scratch_part):
     pass
 """
 
@@ -34,3 +41,7 @@ def test_a_finished_runs_journal_is_closed_and_records_its_environment(tmp_path:
     assert env["machine"]["memory_bytes"] > 0
     assert env["postgresql"] is None or "PostgreSQL" in env["postgresql"]
     assert "kubectl" in env and "features" in env
+    scenario = journal["scenarios"][0]
+    # teardown belongs to its scenario, not to the run
+    assert [(e["kind"], e["data"].get("during")) for e in scenario["events"]] == [("part-stopped", "teardown")]
+    assert not [e for e in run["events"] if e["kind"] == "part-stopped"]

@@ -185,6 +185,7 @@ class Journal:
         self.scenarios: list[Scenario] = []
         # measurements and events recorded outside any scenario (e.g. `gameday db verify-backup`)
         self.loose = Activity(name="run")
+        self.tearing_down: Scenario | None = None  # the scenario whose fixtures are being torn down
         self._at_scenario_end: list[Callable[[], None]] = []
         self.interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
 
@@ -199,7 +200,8 @@ class Journal:
     def current(self) -> Activity:
         scenario = self.current_scenario
         if scenario is None:
-            return self.loose
+            # a finished scenario's fixtures tearing down still belong to it
+            return self.tearing_down if self.tearing_down is not None else self.loose
         if scenario.steps and scenario.steps[-1].end is None:
             return scenario.steps[-1]
         return scenario
@@ -212,6 +214,7 @@ class Journal:
         return None
 
     def begin_scenario(self, name: str, feature: str = "", tags: list[str] | None = None, test_id: str = "") -> Scenario:
+        self.tearing_down = None
         scenario = Scenario(name=name, feature=feature, tags=list(tags or []), test_id=test_id)
         self.scenarios.append(scenario)
         return scenario
@@ -256,8 +259,11 @@ class Journal:
         return measurement
 
     def event(self, kind: str, message: str, **data: Any) -> Event:
+        target = self.current
+        if target is self.tearing_down:
+            data = {**data, "during": "teardown"}
         event = Event(kind=kind, message=message, data=data)
-        self.current.events.append(event)
+        target.events.append(event)
         return event
 
     def interrupt(self, signal_name: str, test_id: str | None = None) -> None:

@@ -152,6 +152,19 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
         current.finish(Status.FAILED, "targets missed: " + ", ".join(missed))
     else:
         current.finish(Status.PASSED)
+    journal.tearing_down = current
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    # the scenario's own fixtures tear down inside this hook: their events are the scenario's;
+    # what comes after (session fixtures, the cluster stopping) is the run's
+    try:
+        return (yield)
+    finally:
+        journal = run_journal(item.config)
+        if journal is not None:
+            journal.tearing_down = None
 
 
 @pytest.hookimpl(wrapper=True)
