@@ -39,8 +39,10 @@ pytestmark = pytest.mark.cluster
 def cluster(cluster: LocalCluster) -> Iterator[LocalCluster]:
     """The conftest's cluster; after the module, no exec / port-forward session may be left open."""
     yield cluster
-    wait_until(lambda: cluster.kubelet.endpoints()["stream_sessions"] == 0, timeout=15,  # type: ignore[union-attr]
-               what="no exec / port-forward session left open in the kubelet")
+    server = cluster.kubelet._server  # type: ignore[union-attr]
+    # a session ends within the job's join bound (5 s) and the session's linger after its peer hangs up
+    wait_until(lambda: server.session_count == 0, timeout=30, what="no exec / port-forward session left open",
+               logs=lambda: "\n".join(server.describe_sessions()))
 
 
 def kubectl_argv(cluster: LocalCluster, *args: str) -> list[str]:

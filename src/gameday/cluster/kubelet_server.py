@@ -197,6 +197,14 @@ class KubeletHTTPServer(ThreadingHTTPServer):
         with self._sessions_lock:
             return len(self._sessions)
 
+    def describe_sessions(self) -> list[str]:
+        """The open sessions, one line each (for messages when one lingers)."""
+        with self._sessions_lock:
+            jobs = [(session, job, thread) for session, (job, thread) in self._sessions.items()]
+        return [f"{type(job).__name__} {getattr(job, 'argv', None) or getattr(job, 'pod', '')} "
+                f"(session closed: {session.closed}, thread alive: {thread.is_alive()})"
+                for session, job, thread in jobs]
+
     def stop(self) -> None:
         self.stopping.set()
         self.shutdown()
