@@ -221,6 +221,8 @@ FEATURES = [
 
 # -- `gameday run` options --------------------------------------------------------------------------------
 RUN_OPTIONS = [
+    case("history-is-a-folder", "run", "f.feature", needle="history store hist is not a file",
+         env={"GAMEDAY_HISTORY": "hist"}, files={"f.feature": OK_FEATURE, "hist/.keep": ""}),
     case("reports-is-a-file", "run", "f.feature", "--reports", "out.txt", needle="--reports out.txt is a file",
          files={"f.feature": OK_FEATURE, "out.txt": "notes"}),
     case("reports-under-a-file", "run", "f.feature", "--reports", "out.txt/sub", needle="out.txt is a file",

@@ -88,8 +88,11 @@ def cli(ctx: click.Context) -> None:
               help="extra image catalog file for the embedded cluster, repeatable (later files win)")
 @click.option("-k", "select", default=None, help="only scenarios whose name matches this pytest -k expression")
 @click.option("-v", "--verbose", is_flag=True, help="show pytest's own output and tracebacks")
+@click.option("--fail-on-regression", is_flag=True,
+              help="exit 3 when every scenario passed but a time is worse than the median of its last runs")
 def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_modules: tuple[str, ...],
-        config: Path | None, images: tuple[Path, ...], select: str | None, verbose: bool) -> None:
+        config: Path | None, images: tuple[Path, ...], select: str | None, verbose: bool,
+        fail_on_regression: bool) -> None:
     """Run game-day features (default: the project's features/, else the shipped ones) and write reports."""
     from gameday.paths import reports_folder, safe_name
     from gameday.runner import run_features
@@ -100,6 +103,10 @@ def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_
     if run_id is not None and (reports / run_id).exists():
         raise ConfigError(f"--run-id {run_id}: {reports / run_id} already exists (a run's reports are never "
                           "overwritten)", fix="pick another --run-id, or leave it out for a fresh one")
+    from gameday.history import History
+    from gameday.runner import history_path
+
+    History.check(history_path(reports))  # before the run: its record must have a place
     for image_file in images:
         if not image_file.is_file():
             raise ConfigError(f"--images: image catalog {image_file} not found", fix="check the path")
@@ -107,8 +114,49 @@ def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_
         os.environ["GAMEDAY_IMAGES"] = os.pathsep.join(str(p.resolve()) for p in images)
     result = run_features(paths, reports=reports, run_id=run_id,
                           step_modules=step_modules, config=config, select=select, console=console,
-                          verbose=verbose)
+                          verbose=verbose, fail_on_regression=fail_on_regression)
     sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--reports", type=click.Path(path_type=Path), default=None,
+              help="the reports folder whose history.sqlite to read (default: $GAMEDAY_REPORTS or ./reports)")
+@click.option("--last", type=click.IntRange(1, 100), default=5, show_default=True, help="runs per scenario")
+@click.option("-k", "select", default=None, help="only scenarios whose name contains this text")
+def history(reports: Path | None, last: int, select: str | None) -> None:
+    """Each scenario's last runs: verdict, duration and every time measured, with the trend."""
+    from rich.table import Table
+
+    from gameday.history import History
+    from gameday.paths import reports_folder
+    from gameday.runner import history_path
+
+    path = history_path(reports_folder(reports))
+    if not path.is_file():
+        raise ConfigError(f"no game-day history at {path}", fix="run `gameday run` first (each run is kept there)")
+    store = History.open(path)
+    for scenario in store.scenarios():
+        if select and select.lower() not in scenario.lower():
+            continue
+        runs = store.scenario_runs(scenario, last=last)
+        figures = sorted({name for r in runs for name in r.figures})
+        table = Table(title=scenario, title_justify="left")
+        for column in ("run", "verdict", "time", *figures):
+            table.add_column(column, justify="left" if column in ("run", "verdict") else "right")
+        for r in runs:
+            table.add_row(r.run_id, r.status, "" if r.duration_s is None else f"{r.duration_s:.1f}s",
+                          *(f"{r.figures[f]:.2f}" if f in r.figures else "" for f in figures))
+        if len(runs) >= 2:
+            trend = [_trend(runs[0].figures.get(f), runs[-1].figures.get(f)) for f in figures]
+            table.add_row("trend", "", "", *trend)
+        console.print(table)
+
+
+def _trend(first: float | None, last: float | None) -> str:
+    if first is None or last is None or first == 0:
+        return ""
+    change = (last - first) / first
+    return "=" if abs(change) < 0.05 else f"{'↑' if change > 0 else '↓'} {change:+.0%}"
 
 
 @cli.command()

@@ -26,7 +26,7 @@ from gameday.providers import choose
 from gameday.rehearsals.preflight import Preflight
 from gameday.report.figures import verdict_mark
 
-EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REGRESSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 @dataclass
@@ -100,6 +100,7 @@ def run_features(
     config: str | Path | None = None,
     select: str | None = None,
     console: Console | None = None,
+    fail_on_regression: bool = False,
     verbose: bool = False,
 ) -> RunResult:
     """Validate, run and report.  Raises ConfigError (exit 2) on bad input before starting."""
@@ -143,8 +144,31 @@ def run_features(
         return RunResult(EXIT_BAD_INPUT if code != 0 else EXIT_PASSED, None)
     journal = load(report_dir / "journal.json")
     print_summary(journal, console)
+    regressions = _keep_history(journal, reports, console)
     console.print(f"reports: {report_dir}")
-    return RunResult(_exit_code(journal), report_dir)
+    code = _exit_code(journal)
+    if code == EXIT_PASSED and regressions and fail_on_regression:
+        code = EXIT_REGRESSED
+    return RunResult(code, report_dir)
+
+
+def history_path(reports: Path) -> Path:
+    from gameday import settings
+
+    named = settings.get("history")
+    return Path(named) if named else reports / "history.sqlite"
+
+
+def _keep_history(journal: dict[str, Any], reports: Path, console: Console) -> list[Any]:
+    """Record the run and say which figures regressed against the last runs."""
+    from gameday.history import History
+
+    store = History.open(history_path(reports))
+    regressions = store.regressions(journal)
+    store.record(journal)
+    for regression in regressions:
+        console.print(f"[yellow]regression:[/yellow] {regression.line()}", highlight=False)
+    return regressions
 
 
 @contextlib.contextmanager

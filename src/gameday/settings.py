@@ -186,6 +186,8 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
         Setting("reports", "reports", "directory that receives reports/<run-id>/", kind="folder"),
+        Setting("history", "", "game-day history store, a SQLite file (default: <reports>/history.sqlite)",
+                kind="text"),
         Setting("cache", str(Path(_cache_home()) / "gameday"), "cache for built binaries (Kubernetes, etcd)",
                 kind="existing-folder",
                 fix="create it (mkdir -p) or unset GAMEDAY_CACHE for the default; an empty cache means building "
