@@ -261,3 +261,102 @@ def test_a_project_dropped_unclosed_stops_its_worker(server, alembic_history):
     assert _my_workers() - before  # the worker runs
     del project
     assert wait_until(lambda: not _my_workers() - before, timeout=10, what="the worker to stop")
+
+
+
+# -- a seeder for real schemas -------------------------------------------------------------------------
+
+REAL_SCHEMA = """
+CREATE DOMAIN positive_int AS integer CHECK (VALUE > 0);
+CREATE TYPE tier AS ENUM ('bronze', 'silver', 'gold');
+CREATE TABLE accounts (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL UNIQUE CHECK (email LIKE '%@%'),
+    plan text NOT NULL CHECK (plan IN ('free', 'pro')),
+    seats positive_int NOT NULL,
+    tier tier NOT NULL,
+    discount numeric(4,2) NOT NULL CHECK (discount BETWEEN 0 AND 50),
+    code varchar(8) NOT NULL CHECK (char_length(code) <= 8),
+    region text NOT NULL,
+    shard smallint NOT NULL CHECK (shard >= 1 AND shard <= 4),
+    label text GENERATED ALWAYS AS (plan || ':' || region) STORED,
+    UNIQUE (region, shard)
+);
+CREATE TABLE profiles (account_id integer PRIMARY KEY REFERENCES accounts (id), bio text);
+CREATE TABLE bookings (
+    id bigserial PRIMARY KEY,
+    region text NOT NULL, shard smallint NOT NULL,
+    starts_at timestamptz NOT NULL, ends_at timestamptz NOT NULL,
+    FOREIGN KEY (region, shard) REFERENCES accounts (region, shard),
+    CHECK (ends_at > starts_at)
+);
+CREATE TABLE categories (id serial PRIMARY KEY, parent_id integer REFERENCES categories (id), name text NOT NULL);
+"""
+
+
+@pytest.fixture
+def real_schema(server):
+    name = f"seed_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(REAL_SCHEMA)
+    yield url
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_the_seeder_satisfies_checks_domains_composite_keys_pk_fk_tables_and_self_references(real_schema):
+    from gameday.database.migrations.catalog import data_snapshot
+    from gameday.database.migrations.seed import seed_database
+
+    seeded = seed_database(real_schema, 40)
+    assert seeded.unseeded == {}
+    assert seeded.rows == {"accounts": 40, "profiles": 40, "bookings": 40, "categories": 40}
+    with psycopg.connect(real_schema) as conn:
+        # every account has its own profile (a primary key that is a foreign key: distinct parents)
+        assert conn.execute("SELECT count(DISTINCT account_id) FROM profiles").fetchone()[0] == 40
+        assert conn.execute("SELECT count(*) FROM categories WHERE parent_id IS NOT NULL").fetchone()[0] == 39
+        assert conn.execute("SELECT count(DISTINCT plan) FROM accounts").fetchone()[0] == 2
+    first = data_snapshot(real_schema)
+    with psycopg.connect(real_schema, autocommit=True) as conn:
+        conn.execute("TRUNCATE accounts, profiles, bookings, categories RESTART IDENTITY")
+    seed_database(real_schema, 40)
+    assert data_snapshot(real_schema) == first  # the same schema and N give the same rows
+
+
+def test_a_table_no_value_satisfies_is_named_with_its_constraint(real_schema):
+    from gameday.database.migrations.seed import seed_database
+
+    with psycopg.connect(real_schema, autocommit=True) as conn:
+        conn.execute("CREATE TABLE impossible (id serial PRIMARY KEY, v integer NOT NULL, "
+                     "CONSTRAINT never CHECK (v <> v))")
+    seeded = seed_database(real_schema, 10)
+    assert list(seeded.unseeded) == ["impossible"] and "never" in seeded.unseeded["impossible"]
+    assert seeded.rows["accounts"] == 10  # the others are seeded all the same
+
+
+PK_FK = ("profiles: primary key is the account's",
+         "op.execute('CREATE TABLE profiles (account_id integer PRIMARY KEY REFERENCES accounts (id), bio text)')",
+         "op.drop_table('profiles')")
+ACCOUNTS = ("accounts with checks",
+            "op.execute(\"CREATE TABLE accounts (id serial PRIMARY KEY, plan text NOT NULL "
+            "CHECK (plan IN ('free', 'pro')), seats integer NOT NULL CHECK (seats BETWEEN 1 AND 5))\")",
+            "op.drop_table('accounts')")
+
+
+def test_pk_fk_tables_and_checks_give_no_false_alarms_and_real_breaks_are_still_found(server, alembic_history):
+    nullable = ("profiles.avatar", "op.add_column('profiles', sa.Column('avatar', sa.Text))",
+                "op.drop_column('profiles', 'avatar')")
+    required = ("profiles.locale NOT NULL with a default the old release does not send",
+                "op.add_column('profiles', sa.Column('locale', sa.Text, nullable=False, server_default='en'))\n"
+                "op.alter_column('profiles', 'locale', server_default=None)",
+                "op.drop_column('profiles', 'locale')")
+    check = check_migrations(alembic_history("app", [ACCOUNTS, PK_FK, nullable, required]), dsn=server.dsn, rows=30)
+    assert [v.classification for v in check.verdicts] == [Classification.REVERSIBLE] * 4
+    assert all(not v.unseeded for v in check.verdicts), [v.unseeded for v in check.verdicts]
+    assert check.verdict("r002").rows_seeded == {"accounts": 30}
+    assert check.verdict("r003").hazards == [] and check.verdict("r003").probe_notes == []
+    old_writer = [h for h in check.verdict("r004").hazards if h.kind == "old-writer"]
+    assert [h.subject for h in old_writer] == ["profiles"] and "locale" in old_writer[0].detail
