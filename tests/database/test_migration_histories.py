@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gameday.database.local import LocalPostgres
 from gameday.database.migrations.check import Classification, check_migrations, widens
 from gameday.errors import ConfigError
 from gameday.lifecycle import wait_until
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.postgres
 CREATE_ITEMS = ("create items", "op.execute('CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)')",
                 "op.drop_table('items')")
 ADD_NOTE = ("add note", "op.add_column('items', sa.Column('note', sa.Text))", "op.drop_column('items', 'note')")
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LocalPostgres("histories-test") as db:
-        yield db
 
 
 @pytest.fixture
@@ -360,3 +353,16 @@ def test_pk_fk_tables_and_checks_give_no_false_alarms_and_real_breaks_are_still_
     assert check.verdict("r003").hazards == [] and check.verdict("r003").probe_notes == []
     old_writer = [h for h in check.verdict("r004").hazards if h.kind == "old-writer"]
     assert [h.subject for h in old_writer] == ["profiles"] and "locale" in old_writer[0].detail
+
+
+def test_a_composite_foreign_key_seeds_its_parent_first_whatever_the_names(real_schema):
+    from gameday.database.migrations.seed import seed_database
+
+    with psycopg.connect(real_schema, autocommit=True) as conn:
+        conn.execute("CREATE TABLE z_regions (region text, shard int, PRIMARY KEY (region, shard));"
+                     "CREATE TABLE a_shipments (id serial PRIMARY KEY, region text NOT NULL, shard int NOT NULL, "
+                     "FOREIGN KEY (region, shard) REFERENCES z_regions (region, shard))")
+    seeded = seed_database(real_schema, 12)
+    assert "a_shipments" not in seeded.unseeded and seeded.rows["a_shipments"] == 12
+    with psycopg.connect(real_schema) as conn:
+        assert conn.execute("SELECT count(DISTINCT (region, shard)) FROM a_shipments").fetchone()[0] == 12

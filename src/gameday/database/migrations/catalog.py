@@ -25,7 +25,7 @@ from psycopg import sql
 from gameday.database.dsn import Dsn
 
 VERSION_TABLE = "alembic_version"
-_USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
+USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,9 @@ class ColumnSchema:
 
 
 @dataclass(frozen=True)
-class ForeignKey:
-    column: str
-    ref_table: str
-    ref_column: str
-
-
-@dataclass(frozen=True)
 class TableSchema:
     columns: dict[str, ColumnSchema] = field(default_factory=dict)
     primary_key: tuple[str, ...] = ()
-    # single-column foreign keys, for seeding in dependency order (the full definitions
-    # are compared through ``SchemaSnapshot.constraints``)
-    foreign_keys: tuple[ForeignKey, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -128,7 +118,8 @@ def connect(dsn: str) -> psycopg.Connection:
     return conn
 
 
-def _name(schema: str, relation: str) -> str:
+def table_name(schema: str, relation: str) -> str:
+    """How gameday names a table: bare in public, schema-qualified elsewhere."""
     return relation if schema == "public" else f"{schema}.{relation}"
 
 
@@ -146,7 +137,7 @@ JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamesp
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {_USER_SCHEMAS}
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {USER_SCHEMAS}
 ORDER BY n.nspname, c.relname, a.attnum"""
 
 _PRIMARY_KEYS = f"""
@@ -154,33 +145,27 @@ SELECT n.nspname, c.relname, array_agg(a.attname ORDER BY k.ord)
 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-WHERE i.indisprimary AND {_USER_SCHEMAS} GROUP BY n.nspname, c.relname"""
+WHERE i.indisprimary AND {USER_SCHEMAS} GROUP BY n.nspname, c.relname"""
 
 _INDEXES = f"""
 SELECT n.nspname, t.relname, ic.relname, pg_get_indexdef(i.indexrelid)
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace n ON n.oid = t.relnamespace WHERE {_USER_SCHEMAS}"""
+JOIN pg_namespace n ON n.oid = t.relnamespace WHERE {USER_SCHEMAS}"""
 
 _CONSTRAINTS = f"""
-SELECT n.nspname, c.relname, con.conname, pg_get_constraintdef(con.oid), con.contype,
-       CASE WHEN con.contype = 'f' AND cardinality(con.conkey) = 1 THEN
-         (SELECT attname FROM pg_attribute WHERE attrelid = con.conrelid AND attnum = con.conkey[1]) END,
-       CASE WHEN con.contype = 'f' THEN (SELECT rn.nspname || '.' || r.relname FROM pg_class r
-         JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE r.oid = con.confrelid) END,
-       CASE WHEN con.contype = 'f' AND cardinality(con.confkey) = 1 THEN
-         (SELECT attname FROM pg_attribute WHERE attrelid = con.confrelid AND attnum = con.confkey[1]) END
+SELECT n.nspname, c.relname, con.conname, pg_get_constraintdef(con.oid)
 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_USER_SCHEMAS}"""
+WHERE {USER_SCHEMAS}"""
 
 _RELATIONS = f"""
 SELECT n.nspname, c.relname, c.relkind, CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm') AND {_USER_SCHEMAS}"""
+WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm') AND {USER_SCHEMAS}"""
 
 _ENUMS = f"""
 SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
 FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE {_USER_SCHEMAS} GROUP BY n.nspname, t.typname"""
+WHERE {USER_SCHEMAS} GROUP BY n.nspname, t.typname"""
 
 
 def schema_snapshot(dsn: str) -> SchemaSnapshot:
@@ -189,7 +174,7 @@ def schema_snapshot(dsn: str) -> SchemaSnapshot:
         columns: dict[str, dict[str, ColumnSchema]] = {}
         sequences, views = set(), {}
         for schema, rel, kind, view in conn.execute(_RELATIONS):
-            name = _name(schema, rel)
+            name = table_name(schema, rel)
             if kind in ("r", "p") and name != VERSION_TABLE:
                 columns.setdefault(name, {})
             elif kind == "S":
@@ -197,25 +182,17 @@ def schema_snapshot(dsn: str) -> SchemaSnapshot:
             elif kind in ("v", "m"):
                 views[name] = " ".join(view.split())
         for schema, rel, col, typ, nullable, default, identity, generated, base, kind in conn.execute(_COLUMNS):
-            if _name(schema, rel) in columns:
-                columns[_name(schema, rel)][col] = ColumnSchema(
+            if table_name(schema, rel) in columns:
+                columns[table_name(schema, rel)][col] = ColumnSchema(
                     typ, nullable, default, identity or "", generated or "", base, kind
                 )
-        keys = {_name(s, r): tuple(cols) for s, r, cols in conn.execute(_PRIMARY_KEYS)}
-        indexes = {_name(s, i): d for s, t, i, d in conn.execute(_INDEXES) if _name(s, t) != VERSION_TABLE}
-        constraints: dict[str, str] = {}
-        foreign: dict[str, list[ForeignKey]] = {}
-        for schema, rel, con, definition, kind, col, ref_table, ref_col in conn.execute(_CONSTRAINTS):
-            table = _name(schema, rel)
-            if table == VERSION_TABLE:
-                continue
-            constraints[f"{table}.{con}"] = definition
-            if kind == "f" and col and ref_col:
-                ref_schema, _, ref_rel = ref_table.partition(".")
-                foreign.setdefault(table, []).append(ForeignKey(col, _name(ref_schema, ref_rel), ref_col))
-        enums = {_name(s, t): tuple(labels) for s, t, labels in conn.execute(_ENUMS)}
+        keys = {table_name(s, r): tuple(cols) for s, r, cols in conn.execute(_PRIMARY_KEYS)}
+        indexes = {table_name(s, i): d for s, t, i, d in conn.execute(_INDEXES) if table_name(s, t) != VERSION_TABLE}
+        constraints = {f"{table_name(s, r)}.{con}": definition for s, r, con, definition in conn.execute(_CONSTRAINTS)
+                       if table_name(s, r) != VERSION_TABLE}
+        enums = {table_name(s, t): tuple(labels) for s, t, labels in conn.execute(_ENUMS)}
     tables = {
-        name: TableSchema(cols, keys.get(name, ()), tuple(foreign.get(name, ())))
+        name: TableSchema(cols, keys.get(name, ()))
         for name, cols in sorted(columns.items())
     }
     return SchemaSnapshot(tables, indexes, constraints, frozenset(sequences), views, enums)

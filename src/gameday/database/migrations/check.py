@@ -56,6 +56,7 @@ from psycopg import sql
 from gameday import settings
 from gameday.database.dsn import Dsn
 from gameday.database.migrations.catalog import (
+    USER_SCHEMAS,
     SchemaDiff,
     SchemaSnapshot,
     connect,
@@ -64,6 +65,7 @@ from gameday.database.migrations.catalog import (
     diff_schema,
     qualified,
     schema_snapshot,
+    table_name,
 )
 from gameday.database.migrations.project import (
     MigrationFailed,
@@ -74,7 +76,13 @@ from gameday.database.migrations.project import (
     current_revision,
     one_line,
 )
-from gameday.database.migrations.seed import ProbeInconclusive, ProbeRows, TablePlan, seed_database
+from gameday.database.migrations.seed import (
+    ProbeInconclusive,
+    ProbeRows,
+    TablePlan,
+    first_line,
+    seed_database,
+)
 from gameday.errors import ConfigError
 from gameday.journal import Journal
 
@@ -277,31 +285,26 @@ def probe_previous_release(dsn: str, previous: SchemaSnapshot, rows: int,
                 with conn.transaction():  # a savepoint: one failure does not hide the next
                     conn.execute(reader)
             except psycopg.Error as exc:
-                hazards.append(Hazard("old-reader", table, _first(exc), source="probe"))
+                hazards.append(Hazard("old-reader", table, first_line(exc), source="probe"))
             try:
                 with conn.transaction():
                     fresh.insert(table, columns)
             except ProbeInconclusive as exc:
                 notes.append(f"{table}: {exc}")
             except psycopg.Error as exc:
-                hazards.append(Hazard("old-writer", table, _first(exc), source="probe"))
+                hazards.append(Hazard("old-writer", table, first_line(exc), source="probe"))
     return hazards, notes
 
 
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-_RELFILENODES = """
+_RELFILENODES = f"""
 SELECT n.nspname, c.relname, c.relfilenode FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"""
+WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS}"""
 
 
 def relfilenodes(dsn: str) -> dict[str, int]:
     """Each table's storage file: it changes exactly when PostgreSQL rewrites the table."""
     with connect(dsn) as conn:
-        return {(r if n == "public" else f"{n}.{r}"): node for n, r, node in conn.execute(_RELFILENODES)}
+        return {table_name(n, r): node for n, r, node in conn.execute(_RELFILENODES)}
 
 
 # -- the proof --------------------------------------------------------------------------------------
@@ -342,11 +345,11 @@ class HistoryWalk:
     def move_to(self, revision: str | None) -> None:
         """Upgrade the template to ``revision``, one revision at a time; raise _NotCheckable if it cannot."""
         template = self._prepare()
-        target = self.chain.index(revision) + 1 if revision is not None else 0
-        while (self.chain.index(self.at) + 1 if self.at else 0) < target:
+        target = self._position(revision)
+        while self._position(self.at) < target:
             if self.broken:
                 raise _NotCheckable(self.broken)
-            step = self.chain[self.chain.index(self.at) + 1 if self.at else 0]
+            step = self.chain[self._position(self.at)]
             try:
                 self.project.upgrade(template, step)
             except MigrationFailed as failed:
@@ -355,6 +358,10 @@ class HistoryWalk:
                 raise _NotCheckable(f"its upgrade fails even on an empty database: {failed.message}"
                                     if step == revision else self.broken) from None
             self.at = step
+
+    def _position(self, revision: str | None) -> int:
+        """How many revisions of the chain a database at ``revision`` has applied."""
+        return self.chain.index(revision) + 1 if revision is not None else 0
 
     def _missing_base(self, step: str, failed: MigrationFailed) -> None:
         if step == self.chain[0] and failed.sqlstate in _MISSING_BASE and not (self.base_sql or self.base):

@@ -39,7 +39,7 @@ import psycopg
 from gameday.database.dsn import Dsn
 from gameday.errors import ConfigError, EnvironmentNotReady, GameDayError
 from gameday.journal import redact
-from gameday.lifecycle import cancel_cleanup, die_with_parent, on_cleanup, stop_process
+from gameday.lifecycle import cancel_cleanup, die_with_parent, on_cleanup, on_lasting_thread, stop_process
 from gameday.paths import shipped
 
 _FIX_LOCATION = "pass --script-location pointing at the alembic folder (the one holding env.py and versions/)"
@@ -156,10 +156,11 @@ class _Worker:
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
+            # die_with_parent fires when the forking *thread* ends: fork from one that lasts
+            self._proc = on_lasting_thread(lambda: subprocess.Popen(
                 [sys.executable, "-m", "gameday.database.migrations.worker"], cwd=self.cwd, env=self.env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent))
             self._handle = on_cleanup(self.close)
         return self._proc
 

@@ -38,12 +38,14 @@ import psycopg
 from psycopg import errors, sql
 
 from gameday.database.migrations.catalog import (
+    USER_SCHEMAS,
     ColumnSchema,
     SchemaSnapshot,
     TableSchema,
     connect,
     qualified,
     schema_snapshot,
+    table_name,
 )
 from gameday.errors import ConfigError
 
@@ -112,7 +114,7 @@ class _TableRules:
     unique: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint/index -> columns
 
 
-_CONSTRAINTS = """
+_CONSTRAINTS = f"""
 SELECT n.nspname, c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid),
        ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord)::text[],
@@ -121,42 +123,38 @@ SELECT n.nspname, c.relname, con.conname, con.contype, pg_get_constraintdef(con.
              JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)::text[]
 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class r ON r.oid = con.confrelid LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
-WHERE con.contype IN ('c', 'f', 'u', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"""
+WHERE con.contype IN ('c', 'f', 'u', 'p') AND {USER_SCHEMAS}"""
 
-_UNIQUE_INDEXES = """
+_UNIQUE_INDEXES = f"""
 SELECT n.nspname, c.relname, ic.relname,
        ARRAY(SELECT a.attname FROM unnest(i.indkey) k(num) JOIN pg_attribute a
              ON a.attrelid = i.indrelid AND a.attnum = k.num)::text[]
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE i.indisunique AND NOT i.indisprimary AND n.nspname NOT IN ('pg_catalog', 'information_schema')"""
+WHERE i.indisunique AND NOT i.indisprimary AND {USER_SCHEMAS}"""
 
-_DOMAIN_CHECKS = """
+_DOMAIN_CHECKS = f"""
 SELECT n.nspname, c.relname, a.attname, con.conname, pg_get_constraintdef(con.oid)
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_constraint con ON con.contypid = a.atttypid AND con.contype = 'c'
-WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN ('pg_catalog', 'information_schema')"""
-
-
-def _name(schema: str, relation: str) -> str:
-    return relation if schema == "public" else f"{schema}.{relation}"
+WHERE a.attnum > 0 AND NOT a.attisdropped AND {USER_SCHEMAS}"""
 
 
 def _rules(conn: psycopg.Connection[Any]) -> dict[str, _TableRules]:
     rules: dict[str, _TableRules] = {}
     for schema, rel, con, kind, definition, cols, ref_schema, ref_rel, ref_cols in conn.execute(_CONSTRAINTS):
-        table = rules.setdefault(_name(schema, rel), _TableRules())
+        table = rules.setdefault(table_name(schema, rel), _TableRules())
         if kind == "c":
             table.checks.append(_Check(con, tuple(cols), definition))
         elif kind == "f":
-            table.keys.append(_Key(tuple(cols), _name(ref_schema, ref_rel), tuple(ref_cols)))
+            table.keys.append(_Key(tuple(cols), table_name(ref_schema, ref_rel), tuple(ref_cols)))
         else:
             table.unique[con] = tuple(cols)
     for schema, rel, index, cols in conn.execute(_UNIQUE_INDEXES):
-        rules.setdefault(_name(schema, rel), _TableRules()).unique.setdefault(index, tuple(cols))
+        rules.setdefault(table_name(schema, rel), _TableRules()).unique.setdefault(index, tuple(cols))
     for schema, rel, column, con, definition in conn.execute(_DOMAIN_CHECKS):
         body = re.sub(r"\bVALUE\b", f'"{column}"', definition)
-        rules.setdefault(_name(schema, rel), _TableRules()).checks.append(_Check(con, (column,), body))
+        rules.setdefault(table_name(schema, rel), _TableRules()).checks.append(_Check(con, (column,), body))
     return rules
 
 
@@ -236,8 +234,9 @@ def _insert(table: str, schema: TableSchema, rules: _TableRules, plan: TablePlan
     )
 
 
-def seeding_order(schema: SchemaSnapshot) -> list[str]:
-    """Tables with referenced tables first (self-references and cycles keep catalog order)."""
+def seeding_order(schema: SchemaSnapshot, rules: dict[str, _TableRules]) -> list[str]:
+    """Tables with referenced tables first, by every foreign key, single or composite
+    (self-references and cycles keep catalog order)."""
     ordered: list[str] = []
     visiting: set[str] = set()
 
@@ -245,9 +244,9 @@ def seeding_order(schema: SchemaSnapshot) -> list[str]:
         if table in ordered or table in visiting:
             return
         visiting.add(table)
-        for fk in schema.tables[table].foreign_keys:
-            if fk.ref_table in schema.tables and fk.ref_table != table:
-                visit(fk.ref_table)
+        for key in rules.get(table, _TableRules()).keys:
+            if key.ref_table in schema.tables and key.ref_table != table:
+                visit(key.ref_table)
         ordered.append(table)
 
     for table in schema.tables:
@@ -395,34 +394,34 @@ def _seed_table(conn: psycopg.Connection[Any], table: str, schema: TableSchema, 
             return plan, cursor.rowcount
         except errors.CheckViolation as exc:
             name = _constraint_of(exc)
-            reason = f"constraint {name}: {_first(exc)}"
+            reason = f"constraint {name}: {first_line(exc)}"
             if name in checks and _adjust_for_check(plan, checks[name], schema):
                 plan.last_check = name
                 continue
         except errors.UniqueViolation as exc:
             name = _constraint_of(exc)
-            reason = f"constraint {name}: {_first(exc)}"
+            reason = f"constraint {name}: {first_line(exc)}"
             if name in rules.unique and _adjust_for_unique(plan, rules.unique[name]):
                 continue
         except errors.NotNullViolation as exc:
             column = exc.diag.column_name or ""
             key = next((k for k in rules.keys if column in k.columns), None)
             reason = (f"column {column} is NOT NULL and references {key.ref_table}, which has no rows"
-                      if key else f"column {column}: {_first(exc)}")
+                      if key else f"column {column}: {first_line(exc)}")
             if column in plan.values and plan.values[column] == "NULL":
                 del plan.values[column]
                 plan.tried.add(f"notnull:{column}")
                 continue
         except psycopg.Error as exc:
             name = _constraint_of(exc)
-            reason = (f"constraint {name}: " if name else "") + _first(exc)
+            reason = (f"constraint {name}: " if name else "") + first_line(exc)
             if plan.last_check in checks and _adjust_for_check(plan, checks[plan.last_check], schema):
                 continue  # the candidate itself was refused (a value that does not cast): the next one
         break
     return plan, reason or "no candidate values satisfied its constraints"
 
 
-def _first(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -442,19 +441,13 @@ def seed_database(dsn: str, rows: int, *, schema: SchemaSnapshot | None = None) 
     result = SeedResult()
     with connect(dsn) as conn, conn.transaction():
         rules = _rules(conn)
-        for table in seeding_order(schema):
+        for table in seeding_order(schema, rules):
             plan, outcome = _seed_table(conn, table, schema.tables[table], rules.get(table, _TableRules()), rows)
             if isinstance(outcome, str):
                 result.unseeded[table] = outcome
             else:
                 result.rows[table], result.plans[table] = outcome, plan
     return result
-
-
-def insert_statement(table: str, schema: TableSchema, first: int, last: int,
-                     columns: list[str] | None = None) -> sql.Composed:
-    """INSERT rows first..last into ``table`` with the type generators (no constraint solving)."""
-    return _insert(table, schema, _TableRules(), TablePlan(), first, last, columns)
 
 
 class ProbeInconclusive(Exception):
@@ -493,7 +486,7 @@ class ProbeRows:
                 with self.conn.transaction():
                     parent = self.insert(key.ref_table, depth=depth + 1, returning=key.ref_columns)
             except psycopg.Error as exc:
-                raise ProbeInconclusive(f"could not add a parent row to {key.ref_table}: {_first(exc)}") from None
+                raise ProbeInconclusive(f"could not add a parent row to {key.ref_table}: {first_line(exc)}") from None
             for column, value in zip(key.columns, parent, strict=True):
                 plan.values[column] = "NULL" if value is None else _literal(str(value))
         for key in rules.keys:  # a self-reference: point at an existing row
