@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import ConfigError
+from gameday.paths import file_in_the_way
+from gameday.report.figures import scenario_measurements
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, start TEXT NOT NULL, status TEXT NOT NULL,
@@ -63,10 +65,9 @@ class ScenarioRun:
 
 def _seconds(scenario: dict[str, Any]) -> dict[str, float]:
     figures: dict[str, float] = {}
-    for activity in [scenario, *scenario.get("steps", [])]:
-        for m in activity.get("measurements", []):
-            if m.get("unit") == "s" and isinstance(m.get("value"), int | float):
-                figures.setdefault(m["name"], float(m["value"]))
+    for m in scenario_measurements(scenario):
+        if m.get("unit") == "s" and isinstance(m.get("value"), int | float):
+            figures.setdefault(m["name"], float(m["value"]))
     return figures
 
 
@@ -79,7 +80,7 @@ class History:
         """Refuse a store that cannot be one, before a run starts (nothing is created here)."""
         if path.exists() and not path.is_file():
             raise ConfigError(f"history store {path} is not a file", fix="point GAMEDAY_HISTORY at a file")
-        blocking = next((p for p in path.absolute().parents if p.exists() and not p.is_dir()), None)
+        blocking = file_in_the_way(path)
         if blocking is not None:
             raise ConfigError(f"history store {path}: {blocking} is a file, not a folder",
                               fix="point GAMEDAY_HISTORY at a file in a folder")

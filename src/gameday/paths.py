@@ -37,6 +37,11 @@ def safe_name(value: str, what: str) -> str:
     return value
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """A parent folder of ``path`` that exists as a file, so ``path`` can never be created."""
+    return next((p for p in path.absolute().parents if p.exists() and not p.is_dir()), None)
+
+
 def reports_folder(reports: Path | None) -> Path:
     """Where a run's reports go (--reports, else GAMEDAY_REPORTS, else ./reports), checked before anything
     runs: the reports of a rehearsal that has already happened cannot be asked for again."""
@@ -45,7 +50,7 @@ def reports_folder(reports: Path | None) -> Path:
     fix = "pass a folder (created when missing) with --reports or GAMEDAY_REPORTS"
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{given} {folder} is a file, not a folder", fix=fix)
-    blocking = next((p for p in folder.absolute().parents if p.exists() and not p.is_dir()), None)
+    blocking = file_in_the_way(folder)
     if blocking is not None:
         raise ConfigError(f"{given} {folder}: {blocking} is a file, not a folder", fix=fix)
     existing = next((p for p in (folder.absolute(), *folder.absolute().parents) if p.exists()), None)

@@ -83,8 +83,7 @@ def rules(fault: Fault) -> tuple[Trigger, Trigger]:
 
 def first_bad_sent(records: list[RequestRecord], fault: Fault) -> float:
     """The earliest evidence the traffic holds: the first affected request sent after the fault."""
-    return min(r.ts - r.latency_ms / 1000 for r in records
-               if r.ts - r.latency_ms / 1000 >= FAULT_ON and (r.status >= 500 or r.latency_ms > 200))
+    return min(r.sent for r in records if r.sent >= FAULT_ON and (r.status >= 500 or r.latency_ms > 200))
 
 
 @pytest.mark.parametrize("users, fault", CONFIGS, ids=[f"{u}users-{f.kind}-{f.rate:g}" for u, f in CONFIGS])

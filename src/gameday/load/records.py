@@ -39,6 +39,11 @@ class RequestRecord:
         if self.failed is None:
             object.__setattr__(self, "failed", self.status == 0 or self.status >= 500)
 
+    @property
+    def sent(self) -> float:
+        """When the request was sent (epoch s): the answer's time minus the latency."""
+        return self.ts - self.latency_ms / 1000
+
     def to_json(self) -> str:
         # Per request in the locust process: a dict literal and a prebuilt encoder, not asdict().
         return _encode({"ts": self.ts, "method": self.method, "path": self.path, "status": self.status,

@@ -37,12 +37,7 @@ from gameday.load.baseline import Baseline
 from gameday.load.records import RequestRecord
 from gameday.load.signals import error_rate, latency, version_share, window
 
-MAX_CHECKS = 41
-
-
-def sent(record: RequestRecord) -> float:
-    """When the request was sent: records are stamped at the answer, with the latency."""
-    return record.ts - record.latency_ms / 1000  # checkpoints across for_seconds: bounds the cost of one evaluation
+MAX_CHECKS = 41  # checkpoints across for_seconds: bounds the cost of one evaluation
 
 
 class RecordSource(Protocol):
@@ -148,7 +143,7 @@ class _Sustained(Trigger):
 
     def moment(self, records: Sequence[RequestRecord], since: float | None, held: float) -> float:
         floor = since if since is not None else -math.inf
-        timed = sorted((sent(r), self.bad(r)) for r in records if floor <= sent(r) <= held)
+        timed = sorted((r.sent, self.bad(r)) for r in records if floor <= r.sent <= held)
         if self.alarm:
             bad = [t for t, is_bad in timed if is_bad]
             if not bad:
