@@ -17,10 +17,12 @@ indexes, backfills and constraints (the benchmark uses it too).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from gameday.database.local import LocalPostgres
 
 _ENV = '''
 import os
@@ -101,6 +103,13 @@ def history_of_kinds(n: int) -> list[Revision]:
                         f"op.create_check_constraint('ck_c{i - 3}', 'accounts', 'char_length(c{i - 3}) < 200')",
                         f"op.drop_constraint('ck_c{i - 3}', 'accounts', type_='check')"))
     return out
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> Iterator[LocalPostgres]:
+    """A local Postgres server for the test module (its name is the label)."""
+    with LocalPostgres(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")) as db:
+        yield db
 
 
 @pytest.fixture

@@ -10,18 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gameday.database.local import LocalPostgres
 from gameday.errors import ConfigError
 from gameday.providers import choose, provider
 
 pytestmark = pytest.mark.postgres
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LocalPostgres("existing") as db:
-        yield db
 
 
 def test_unmarked_database_is_refused_with_the_fix(server, monkeypatch):

@@ -9,7 +9,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gameday.database.local import LocalPostgres
 from gameday.database.migrations.catalog import data_snapshot, diff_data, schema_snapshot
 from gameday.database.migrations.check import Classification, check_migrations
 from gameday.database.migrations.project import (
@@ -24,12 +23,6 @@ from gameday.journal import Journal
 from gameday.procedures.alembic_downgrade import alembic_downgrade
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LocalPostgres("migrations-test") as db:
-        yield db
 
 
 @pytest.fixture
