@@ -221,6 +221,9 @@ FEATURES = [
 
 # -- `gameday run` options --------------------------------------------------------------------------------
 RUN_OPTIONS = [
+    case("history-not-sqlite", "run", "f.feature", needle="history store notes.txt is not a gameday history",
+         env={"GAMEDAY_HISTORY": "notes.txt"}, files={"f.feature": OK_FEATURE, "notes.txt": "hello, not a database"}),
+    case("history-command-without-runs", "history", "--reports", "out", needle="no game-day history at out"),
     case("history-is-a-folder", "run", "f.feature", needle="history store hist is not a file",
          env={"GAMEDAY_HISTORY": "hist"}, files={"f.feature": OK_FEATURE, "hist/.keep": ""}),
     case("reports-is-a-file", "run", "f.feature", "--reports", "out.txt", needle="--reports out.txt is a file",

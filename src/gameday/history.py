@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS scenarios (run_id TEXT NOT NULL REFERENCES runs(run_i
 CREATE TABLE IF NOT EXISTS figures (run_id TEXT NOT NULL, scenario TEXT NOT NULL, name TEXT NOT NULL,
                                     value REAL NOT NULL, PRIMARY KEY (run_id, scenario, name));
 """
+_FIX_STORE = "move it away (a new one is started) or point GAMEDAY_HISTORY elsewhere"
 DEFAULT_WINDOW = 5  # runs the median is taken over
 DEFAULT_MARGIN = 0.25  # worse than the median by more than 25 % ...
 MIN_SECONDS = 0.5  # ... and by more than half a second
@@ -84,6 +85,12 @@ class History:
         if blocking is not None:
             raise ConfigError(f"history store {path}: {blocking} is a file, not a folder",
                               fix="point GAMEDAY_HISTORY at a file in a folder")
+        if path.is_file() and path.stat().st_size:
+            try:  # read-only: an existing store must be SQLite
+                with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=10)) as db:
+                    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise ConfigError(f"history store {path} is not a gameday history: {exc}", fix=_FIX_STORE) from None
 
     @classmethod
     def open(cls, path: Path) -> History:
@@ -94,8 +101,7 @@ class History:
             with store._db() as db:
                 db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"history store {path} is not a gameday history: {exc}",
-                              fix="move it away (a new one is started) or point GAMEDAY_HISTORY elsewhere") from None
+            raise ConfigError(f"history store {path} is not a gameday history: {exc}", fix=_FIX_STORE) from None
         return store
 
     @contextmanager
