@@ -205,7 +205,7 @@ def steps(step_modules: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def report(run_dir: Path) -> None:
-    """Render junit.xml and summary.md again from a run's journal.json."""
+    """Render junit.xml, summary.md, incident.md and report.html again from a run's journal.json."""
     from gameday.journal import load
     from gameday.report import render_all
     from gameday.runner import print_summary

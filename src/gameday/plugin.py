@@ -31,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--gameday-reports",
         default=None,
         help="directory for run reports (default: $GAMEDAY_REPORTS or ./reports); "
-        "a run writes <dir>/<run-id>/journal.json, junit.xml, summary.md and report.html",
+        "a run writes <dir>/<run-id>/journal.json, junit.xml, summary.md, incident.md and report.html",
     )
     group.addoption("--gameday-run-id", default=None, help="run id (default: timestamp + random suffix)")
     group.addoption("--gameday-no-reports", action="store_true", default=False, help="keep the journal in memory only")

@@ -227,7 +227,7 @@ class KubernetesRehearsal:
         series = signal_series(records, start=start, end=end, step=max(0.5, (end - start) / 120))
         marks = {name: round(at - start, 3) for name, at in self.timeline.marks.items()}
         self.journal.event("signals", f"golden signals over {end - start:.0f} s of traffic ({len(series)} points)",
-                           series=series, marks=marks, stable=self.stable_version)
+                           series=series, marks=marks, origin=round(start, 3), stable=self.stable_version)
 
     # -- the incident ----------------------------------------------------------------------
     def roll_out(self, release: str, deployment: str | None = None, *, fault: str | None = None) -> None:

@@ -42,7 +42,8 @@ def headline(scenario: dict[str, Any], limit: int = 3) -> str:
     return "; ".join(parts) or "—"
 
 
-def _events(scenario: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+def events_of(scenario: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """Every event of ``kind`` in a scenario, its own and its steps'."""
     found = [e for e in scenario.get("events", []) if e["kind"] == kind]
     for step in scenario.get("steps", []):
         found += [e for e in step.get("events", []) if e["kind"] == kind]
@@ -51,10 +52,15 @@ def _events(scenario: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 def runbook_steps(scenario: dict[str, Any]) -> list[dict[str, Any]]:
     """The runbook view of a scenario: each runbook step run in it (line, status, time, output)."""
-    return [e["data"] for e in _events(scenario, "runbook-step")]
+    return [e["data"] for e in events_of(scenario, "runbook-step")]
 
 
 def drift(scenario: dict[str, Any]) -> list[dict[str, Any]]:
     """Drift and other findings of a runbook run in the scenario, by line."""
-    return sorted((e["data"] for e in _events(scenario, "drift") + _events(scenario, "finding")),
+    return sorted((e["data"] for e in events_of(scenario, "drift") + events_of(scenario, "finding")),
                   key=lambda d: (not d.get("drift", True), d.get("line", 0)))
+
+
+def md_cell(text: object) -> str:
+    """Text made safe for one markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

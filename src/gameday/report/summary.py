@@ -10,6 +10,7 @@ from gameday.report.figures import (
     drift,
     fmt_measurement,
     headline,
+    md_cell,
     runbook_steps,
     scenario_measurements,
     verdict_mark,
@@ -86,7 +87,7 @@ def render_summary(journal: dict[str, Any]) -> str:
     scenarios = journal["scenarios"]
     counts = {k: sum(s["status"] == k for s in scenarios) for k in ("passed", "failed", "error", "interrupted")}
     simulated = any(m["fidelity"] == "simulated" for s in scenarios for m in scenario_measurements(s))
-    env.filters["cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    env.filters["cell"] = md_cell
     template = env.from_string(_TEMPLATE)
     return template.render(
         j=journal, counts=counts, total=sum(s["duration_s"] or 0 for s in scenarios), simulated=simulated,
