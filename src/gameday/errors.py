@@ -37,6 +37,11 @@ class EnvironmentNotReady(GameDayError):
     """A provider could not start or did not become ready within its timeout."""
 
 
+class HarnessPartDied(EnvironmentNotReady):
+    """A part of the harness (etcd, the API server, a kubelet, Postgres, moto, locust) died while
+    a step waited on it: the harness could not do its job, so the rehearsed system is not judged."""
+
+
 class RehearsalFailed(GameDayError):
     """The rehearsed system failed a check: the rollback or restore did not hold."""
 

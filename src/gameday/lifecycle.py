@@ -25,7 +25,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gameday.errors import EnvironmentNotReady
+from gameday.errors import EnvironmentNotReady, HarnessPartDied
 
 T = TypeVar("T")
 
@@ -174,7 +174,8 @@ def wait_until(
 ) -> T:
     """Poll ``check`` until it returns something truthy, or raise EnvironmentNotReady.
 
-    Exceptions of the ``transient`` types count as "not yet".  On timeout the message
+    Exceptions of the ``transient`` types count as "not yet".  A harness part that dies
+    meanwhile ends the wait at once (HarnessPartDied naming it), never at the timeout.  On timeout the message
     carries the last error and, when given, the tail of the part's logs.
     """
     deadline = time.monotonic() + timeout
@@ -187,6 +188,7 @@ def wait_until(
                 return result
         except transient_types as exc:
             last_error = exc
+        raise_if_a_part_died(what)
         if time.monotonic() >= deadline:
             detail = f"; last error: {last_error}" if last_error else ""
             tail = ""
@@ -270,22 +272,65 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-# -- harness parts: processes whose death is the harness's failure, not the rehearsed system's --
-_PARTS: dict[int, tuple[str, subprocess.Popen[Any]]] = {}
+# -- harness parts: processes and threads whose death is the harness's failure, not the rehearsed system's --
+class ThreadPart:
+    """An in-process part (the process kubelet's loops, the service proxy's event loop) seen the
+    way a process is: ``poll()`` is None while its thread runs."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.pid = id(thread)
+
+    def poll(self) -> int | None:
+        return None if self.thread.is_alive() else 0
+
+
+class _Part:
+    def __init__(self, name: str, handle: Any, ends_after: float | None) -> None:
+        self.name, self.handle, self.ends_after = name, handle, ends_after
+
+    def death(self) -> str | None:
+        code = self.handle.poll()
+        if code is None:
+            return None
+        if self.ends_after is not None and time.monotonic() >= self.ends_after:
+            return None  # its own end (locust's --run-time): expected, not a death
+        if isinstance(self.handle, ThreadPart):
+            return f"{self.name} stopped (its thread {self.handle.thread.name!r} ended)"
+        how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        return f"{self.name} (pid {self.handle.pid}) {how}"
+
+
+_PARTS: dict[int, _Part] = {}
 _PARTS_LOCK = threading.Lock()
 
 
-def watch_part(name: str, proc: subprocess.Popen[Any]) -> None:
-    """Watch ``proc`` as the harness part ``name`` (etcd, kube-apiserver, postgres, moto, locust)."""
+def watch_part(name: str, handle: subprocess.Popen[Any] | ThreadPart, *, ends_after: float | None = None) -> None:
+    """Watch ``handle`` as the harness part ``name`` (etcd, kube-apiserver, postgres, moto, locust,
+    a kubelet's loop).  ``ends_after`` (monotonic): from then on, its exit is its own planned end."""
     with _PARTS_LOCK:
-        _PARTS[proc.pid] = (name, proc)
+        _PARTS[handle.pid] = _Part(name, handle, ends_after)
 
 
-def forget_part(proc: subprocess.Popen[Any] | None) -> None:
-    """``proc`` is being stopped on purpose: its exit is no finding."""
-    if proc is not None:
+def forget_part(handle: subprocess.Popen[Any] | ThreadPart | None) -> None:
+    """``handle`` is being stopped on purpose: its exit is no finding."""
+    if handle is not None:
         with _PARTS_LOCK:
-            _PARTS.pop(proc.pid, None)
+            _PARTS.pop(handle.pid, None)
+
+
+def parts_down() -> list[str]:
+    """Harness parts dead right now (without taking them off the watch: see :func:`dead_parts`)."""
+    with _PARTS_LOCK:
+        return [gone for part in _PARTS.values() if (gone := part.death()) is not None]
+
+
+def raise_if_a_part_died(waiting_for: str) -> None:
+    """A wait on anything is pointless once a harness part died: stop it now, naming the part."""
+    down = parts_down()
+    if down:
+        raise HarnessPartDied(f"{'; '.join(down)} while waiting for {waiting_for}",
+                              fix="a harness part died: the rehearsed system was not judged; see the part's log")
 
 
 def dead_parts() -> list[str]:
@@ -294,14 +339,40 @@ def dead_parts() -> list[str]:
     not do its job (an ERROR naming the part), not because the rehearsed system misbehaved."""
     found = []
     with _PARTS_LOCK:
-        for pid, (name, proc) in list(_PARTS.items()):
-            code = proc.poll()
-            if code is None:
+        for key, part in list(_PARTS.items()):
+            gone = part.death()
+            if gone is None:
+                if part.handle.poll() is not None:
+                    del _PARTS[key]  # ended on its own, as planned
                 continue
-            del _PARTS[pid]
-            how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
-            found.append(f"{name} (pid {pid}) {how}")
+            del _PARTS[key]
+            found.append(gone)
     return found
+
+
+def wait_process(proc: subprocess.Popen[Any], timeout: float, *, what: str, input: str | bytes | None = None,
+                 ) -> tuple[Any, Any]:
+    """``proc.communicate()`` bounded by ``timeout`` (TimeoutExpired as usual), that also ends as
+    soon as a harness part dies (the process group is killed, then HarnessPartDied naming it)."""
+    deadline = time.monotonic() + timeout
+    pending = input
+    while True:
+        try:
+            return proc.communicate(input=pending, timeout=max(0.0, min(0.25, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            pending = None  # communicate() keeps what it already wrote; it must not be given twice
+            if time.monotonic() >= deadline:
+                raise
+            if parts_down():
+                _kill_group(proc)
+                raise_if_a_part_died(what)
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.communicate(timeout=5)
 
 
 def stop_process(proc: subprocess.Popen[Any], *, grace: float = 10.0) -> None:

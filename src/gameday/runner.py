@@ -113,8 +113,12 @@ def run_features(
     if not paths and not team.is_demo and (team.root / "features").is_dir():
         paths = [team.root / "features"]  # the project's own game day
     files = feature_files.feature_files(paths)
-    embedded = choose("cluster").name == "local"
-    feature_files.validate(files, step_modules, check=Preflight(team, embedded=embedded))
+    cluster = choose("cluster").name
+    feature_files.validate(files, step_modules, check=Preflight(team, embedded=cluster == "local"))
+    if cluster == "kubeconfig":  # a named cluster is checked now, not when the first scenario needs it
+        from gameday.cluster.kubeconfig import KubeconfigCluster
+
+        KubeconfigCluster().preflight()
     with _run_dir() as tmp:
         module = Path(tmp) / "test_gameday_features.py"
         module.write_text(_TEST_MODULE.format(paths=[str(f) for f in files], modules=step_modules))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 import yaml
@@ -92,11 +94,31 @@ class KubeconfigCluster(ClusterAccess, Provider):
         self._client: Any = None
 
     def start(self) -> KubeconfigCluster:
+        self.preflight()
+        self.require_rehearsal_target(self.namespace)
+        return self
+
+    def preflight(self) -> None:
+        """Before a run starts anything: the kubeconfig exists, names a server, and that server
+        accepts a connection (3 s).  Whether it is a rehearsal target is asked of the API itself."""
         if not self.path.is_file():
             raise ConfigError(f"kubeconfig {self.path} does not exist",
                               fix="set GAMEDAY_KUBECONFIG (or KUBECONFIG) to the rehearsal cluster's kubeconfig")
-        self.require_rehearsal_target(self.namespace)
-        return self
+        try:
+            server = server_of(self.path, self.context)
+        except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"kubeconfig {self.path} is not a kubeconfig ({type(exc).__name__})",
+                              fix="point GAMEDAY_KUBECONFIG at a kubeconfig file (kubectl config view --raw)") from None
+        where = urlsplit(server)
+        if not server or where.hostname is None:
+            raise ConfigError(f"kubeconfig {self.path} names no API server for context {self.context or '(current)'}",
+                              fix="check its current-context, or set GAMEDAY_KUBE_CONTEXT")
+        try:
+            socket.create_connection((where.hostname, where.port or 443), timeout=3).close()
+        except OSError as exc:
+            short = exc.strerror or type(exc).__name__
+            raise EnvironmentNotReady(f"cluster {server} (kubeconfig {self.path}) is unreachable: {short}",
+                                      fix="check the kubeconfig's server, that the cluster runs, and credentials") from None
 
     def api_client(self) -> Any:
         if self._client is None:

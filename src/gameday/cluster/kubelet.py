@@ -45,7 +45,7 @@ from gameday.cluster.kubelet_volumes import Obj, mount_map, referenced_configmap
 from gameday.cluster.kubelet_watch import Informer, api_client_for, wait_all_synced
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.images import ImageCatalog
-from gameday.lifecycle import Provider, free_port
+from gameday.lifecycle import Provider, ThreadPart, forget_part, free_port, watch_part
 
 log = logging.getLogger("gameday.cluster.kubelet")
 
@@ -111,6 +111,7 @@ class ProcessKubelet(Provider):
         self._stopping = False
         self._ctx: KubeletContext | None = None
         self._events: EventRecorder | None = None
+        self._parts: list[ThreadPart] = []
 
     @property
     def backoff(self) -> Backoff:
@@ -153,9 +154,29 @@ class ProcessKubelet(Provider):
         if not wait_all_synced(self._informers, SYNC_TIMEOUT_S):
             raise EnvironmentNotReady(f"process kubelet could not list pods/configmaps within {SYNC_TIMEOUT_S:g}s",
                                       fix="check that the kube-apiserver answers")
+        # its loops are harness parts: if one ends, a step waiting on pods is told so at once
+        loops = [self._node_agent.thread, self._pods.thread]
+        self._parts = [ThreadPart(thread) for thread in loops if thread is not None]
+        for part in self._parts:
+            watch_part(f"process kubelet ({', '.join(self.nodes)})", part)
         return self
 
+    def crash(self) -> None:
+        """What a killed kubelet leaves behind: its loops stop (no heartbeats, no pod sync, no
+        exec/logs server) and nothing is cleaned up; the pods' processes keep running, as a
+        node's containers outlive its kubelet.  A fault for rehearsals and for gameday's own tests."""
+        for informer in self._informers:
+            informer.stop()
+        if self._node_agent is not None:
+            self._node_agent.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
     def stop(self) -> None:
+        for part in self._parts:
+            forget_part(part)
+        self._parts = []
         self._stopping = True
         for informer in self._informers:
             informer.stop()

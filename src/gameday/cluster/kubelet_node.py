@@ -112,6 +112,10 @@ class NodeAgent:
         self._thread = threading.Thread(target=self._run, name="kubelet-node", daemon=True)
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
     def stop(self) -> None:
         self._stopped.set()
         if self._thread is not None:

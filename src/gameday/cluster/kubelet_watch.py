@@ -60,6 +60,10 @@ class Informer:
         self._thread.start()
         return self
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
     def wait_synced(self, timeout: float) -> bool:
         return self._synced.wait(timeout)
 

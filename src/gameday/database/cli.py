@@ -118,6 +118,10 @@ def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...],
     if globals_file is not None and not globals_file.is_file():
         raise ConfigError(f"--globals {globals_file} not found",
                           fix="pass the output of pg_dumpall --roles-only --no-role-passwords")
+    if backup is not None:
+        from gameday.database.snapshot import Snapshot
+
+        Snapshot.open(backup)  # missing, empty or not a pg_dump archive: exit 2 before anything starts
     expectations = _parse_expectations(expect)
     time_columns = _parse_time_columns(time_column)
     _check_time_columns(source, time_columns)

@@ -103,10 +103,37 @@ class Snapshot:
             )
         if not path.exists():
             raise ConfigError(f"backup {path} not found", fix="pass a pg_dump archive (custom or directory format)")
-        fmt = "directory" if path.is_dir() else "custom"
+        fmt = archive_format(path)
         stat_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(path.stat().st_mtime))
         return cls(path=path, release="unknown", format=fmt, size_bytes=_size(path), duration_s=0.0,
                    taken_at=stat_time, source="(external backup)", state=None)
+
+
+def archive_format(path: Path) -> str:
+    """What pg_restore will read ``path`` as ("custom", "directory", "tar"), or a ConfigError
+    naming what it is instead: refused before a scratch server starts, never a failed restore."""
+    fix = "pass a pg_dump archive: pg_dump -Fc (custom), -Fd (directory) or -Ft (tar)"
+    if path.is_dir():
+        if not (path / "toc.dat").is_file():
+            raise ConfigError(f"backup {path} is a folder without toc.dat, not a pg_dump directory archive", fix=fix)
+        return "directory"
+    try:
+        with path.open("rb") as src:
+            head = src.read(512)
+    except OSError as exc:
+        raise ConfigError(f"backup {path} cannot be read: {exc.strerror}", fix=fix) from None
+    if not head:
+        raise ConfigError(f"backup {path} is empty", fix=fix)
+    if head.startswith(b"PGDMP"):
+        return "custom"
+    if head[257:262] == b"ustar":
+        return "tar"
+    if head.lstrip().startswith((b"--", b"SET ", b"CREATE ", b"\\connect")):
+        raise ConfigError(f"backup {path} is a plain SQL script, which pg_restore cannot read",
+                          fix="restore it with psql yourself, or take the backup with pg_dump -Fc")
+    if head[:2] == b"\x1f\x8b":
+        raise ConfigError(f"backup {path} is gzip-compressed", fix="gunzip it first (a custom-format dump is compressed already)")
+    raise ConfigError(f"backup {path} is not a pg_dump archive (it does not start with PGDMP)", fix=fix)
 
 
 def _size(path: Path) -> int:

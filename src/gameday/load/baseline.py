@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.journal import Journal
+from gameday.lifecycle import raise_if_a_part_died
 from gameday.load.records import NO_VERSION, RequestRecord
 from gameday.load.signals import error_rate, latency, version_share, window
 
@@ -140,6 +141,7 @@ def capture_baseline(
                           fix="e.g. a baseline over 5 seconds")
     deadline = time.monotonic() + timeout
     while not load.records(since=time.time() - 1.0):
+        raise_if_a_part_died("traffic for the baseline")
         _check_running(load)
         if time.monotonic() >= deadline:
             raise EnvironmentNotReady(f"no traffic flowed within {timeout:g}s to take a baseline from",
@@ -148,6 +150,7 @@ def capture_baseline(
     start = time.time()
     end = start + seconds
     while (left := end - time.time()) > 0:
+        raise_if_a_part_died("the baseline window")
         _check_running(load)
         time.sleep(min(left, 0.1))
     sample = window(load.records(since=start), start, end)

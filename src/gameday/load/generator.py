@@ -31,7 +31,16 @@ from urllib.parse import urlsplit
 from gameday import settings
 from gameday.errors import ConfigError, EnvironmentNotReady
 from gameday.journal import Journal
-from gameday.lifecycle import Provider, forget_part, spawn, stop_process, tail, temp_dir, wait_until
+from gameday.lifecycle import (
+    Provider,
+    forget_part,
+    spawn,
+    stop_process,
+    tail,
+    temp_dir,
+    wait_until,
+    watch_part,
+)
 from gameday.load.profile import ENV_RECORDS, LoadProfile
 from gameday.load.records import RecordReader, RequestRecord
 from gameday.load.signals import GoldenSignals, golden_signals
@@ -163,16 +172,18 @@ class LoadGenerator(Provider):
         env.update(self.profile.to_env())
         if self.record:
             env[ENV_RECORDS] = str(records)
+        run_time = max(1, round(self.max_seconds))
         argv = [
             sys.executable, "-m", "locust", "-f", f"{workload},{RECORDER}", "--headless", "--only-summary",
             "-u", str(self.users), "-r", f"{self.spawn_rate:g}", "--host", self.url,
-            "--run-time", f"{max(1, round(self.max_seconds))}s", "--stop-timeout", "1",
+            "--run-time", f"{run_time}s", "--stop-timeout", "1",
             "--exit-code-on-error", "0", "--loglevel", "WARNING",
         ]
         self.started_at = time.time()
         # die_with_harness: a harness killed outright (SIGKILL, OOM) must not leave locust loading the service
-        self._proc = spawn(argv, log=self.log, env=env, cwd=self.workdir, grace=5, die_with_harness=True,
-                           part="locust (the load generator)")
+        self._proc = spawn(argv, log=self.log, env=env, cwd=self.workdir, grace=5, die_with_harness=True)
+        # a harness part until its --run-time is up: ending then is its planned end, not a death
+        watch_part("locust (the load generator)", self._proc, ends_after=time.monotonic() + run_time - 1)
         if self.record:
             # Ready = locust is up and traffic flows (a refused connection is a record too).
             wait_until(self._first_record, timeout=30, what=f"locust load on {self.url}", logs=lambda: tail(self.log))

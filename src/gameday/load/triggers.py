@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Protocol, Self
 
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.journal import Journal
+from gameday.lifecycle import raise_if_a_part_died
 from gameday.load.baseline import Baseline
 from gameday.load.records import RequestRecord
 from gameday.load.signals import error_rate, latency, version_share, window
@@ -94,6 +95,8 @@ class Trigger:
         """
         deadline = time.monotonic() + timeout
         while True:
+            # a dead part (the proxy, locust, a kubelet) makes the traffic say nothing about the service
+            raise_if_a_part_died(self.describe())
             now = time.time()
             start = now - self.lookback() - 1
             records = load.records(since=start if since is None else max(since, start))

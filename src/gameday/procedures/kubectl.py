@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gameday.errors import ConfigError, RehearsalFailed
+from gameday.errors import ConfigError, HarnessPartDied, RehearsalFailed
 from gameday.journal import Journal
+from gameday.lifecycle import cancel_cleanup, on_cleanup, stop_process, wait_process
 
 
 @dataclass
@@ -49,12 +50,24 @@ class Kubectl:
             argv += ["--namespace", self.namespace]
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
         began = time.monotonic()
+        # its own session: a timeout or a dead harness part (etcd, the API server) kills it and its children
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)
+        handle = on_cleanup(lambda: stop_process(proc, grace=1))
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, input=stdin,
-                                  stdin=None if stdin is not None else subprocess.DEVNULL)
-            result = KubectlResult(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - began)
+            out, err = wait_process(proc, timeout, what="kubectl " + shlex.join(args), input=stdin)
+            result = KubectlResult(argv, proc.returncode, out, err, time.monotonic() - began)
         except subprocess.TimeoutExpired as exc:
+            stop_process(proc, grace=1)
             result = KubectlResult(argv, -1, _text(exc.stdout), f"timed out after {timeout:g}s", time.monotonic() - began)
+        except HarnessPartDied as exc:
+            if self.journal is not None:
+                self.journal.event("kubectl", "kubectl " + shlex.join(args), exit_code=-1,
+                                   duration_s=round(time.monotonic() - began, 3), output=exc.one_line())
+            raise
+        finally:
+            cancel_cleanup(handle)
         if self.journal is not None:
             self.journal.event("kubectl", "kubectl " + shlex.join(args), exit_code=result.returncode,
                                duration_s=round(result.duration_s, 3),

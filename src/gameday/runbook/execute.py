@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gameday.lifecycle import cancel_cleanup, on_cleanup
+from gameday.lifecycle import cancel_cleanup, on_cleanup, wait_process
 
 SHIMMED = ("kubectl", "aws", "curl", "psql", "pg_restore", "pg_dump", "alembic", "argocd", "helm", "terraform",
            "sleep")
@@ -171,7 +171,8 @@ class Workspace:
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             handle = on_cleanup(lambda: _kill_group(proc))
             try:
-                code: int | None = proc.wait(timeout=timeout)
+                wait_process(proc, timeout, what=f"runbook step {n}")  # a dead harness part ends it at once
+                code: int | None = proc.returncode
             except subprocess.TimeoutExpired:
                 status = "timeout"
                 _kill_group(proc, grace=2.0)
