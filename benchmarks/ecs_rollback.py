@@ -4,7 +4,9 @@
 
 Each run deploys the demo service's release 1.0.0, then a broken release, then rolls
 back as the staging checklist does, and prints the seconds from the rollback's
-update-service to services-stable (boto3 waiter, 1 s polling).  Tasks are real
+update-service to the service's stable moment, taken from the task runner's event times
+(the last task of the previous release healthy, the last old task stopped); the boto3
+services-stable waiter gives the verdict.  Tasks are real
 `python -m gameday.demo` processes behind moto's ECS API with real health checks every
 --interval seconds (ECS minimum 5), so the figure is dominated by process start plus the
 first health check.  For comparison it also shows moto alone (no task runner): the

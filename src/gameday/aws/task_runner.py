@@ -17,6 +17,16 @@ deployments and tasks, and writes moto's objects so the API tells the truth:
 * failed tasks (exit, failed health checks, unknown image) count in failedTasks and are
   replaced with a back-off, so a broken release never becomes stable.
 
+Each task's instants are the events themselves (:class:`~gameday.aws.task_process.TaskEvents`,
+wall clock), published with the task: ``startedAt``, ``stoppingAt`` and ``stoppedAt`` (the
+last process's exit) as ECS has them, and as task attributes what ECS does not publish:
+``gameday.healthyAt`` (the probe that made the task HEALTHY finished), ``gameday.failedAt``
+(it failed on its own) and ``gameday.reconcileTick`` (this runner's tick, seconds).  A
+finished probe or an exited process wakes the runner at once, and it also wakes when a
+health check falls due, so probes keep their own interval and a result is read when it
+arrives, not a tick later; a task that changed brings the reconcile forward.  The tick
+paces the rest (launching tasks after an update, replacements), as ECS's scheduler does.
+
 Still simulated (API state only): load balancers and target groups, ENIs and VPC
 networking, IAM roles, capacity providers and the placement of tasks on instances,
 the deployment circuit breaker, CloudWatch logs.
@@ -35,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gameday.aws.ecs import FAILED_AT, HEALTHY_AT, RECONCILE_TICK
 from gameday.aws.task_process import AddressPool, TaskProcess
 from gameday.images import ImageCatalog
 
@@ -50,6 +61,10 @@ def _now() -> datetime:
 
 def _stamp(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def _attribute(name: str, epoch: float | None) -> list[dict[str, str]]:
+    return [{"name": name, "value": f"{epoch:.6f}"}] if epoch is not None else []
 
 
 @dataclass
@@ -126,6 +141,7 @@ class TaskRunner:
         self.services: dict[tuple[str, str, str], ServiceState] = {}
         self.orphans: list[TaskProcess] = []  # tasks of deleted services, still stopping
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a probe finished, a process exited or a probe is due
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -137,6 +153,7 @@ class TaskRunner:
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the loop, then every task (SIGTERM, SIGKILL after their stop timeout)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         with self.lock:
@@ -159,13 +176,43 @@ class TaskRunner:
                 for c in t.containers if c.proc is not None and c.proc.poll() is None
             ]
 
+    def wake(self) -> None:
+        """Look at the tasks now rather than at the next tick (called from probe and exit-watch threads)."""
+        self._wake.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.reconcile_all()
             except Exception:  # noqa: BLE001 - one bad tick must not stop the scheduler
                 log.exception("task runner tick failed")
-            self._stop.wait(self.interval)
+            tick = time.monotonic() + self.interval
+            while not self._stop.is_set() and not self._until_reconcile(tick):
+                pass
+
+    def _until_reconcile(self, tick: float) -> bool:
+        """Wait for the tick, a due health check or a task's event; True when a reconcile is due.
+
+        Between ticks only the tasks move (exits reaped, probe results read, due probes
+        started); a task whose status or health changed brings the reconcile forward, so
+        its consequences (draining old tasks, completing the rollout) do not wait a tick.
+        """
+        self._wake.wait(max(min(tick, self._next_probe_due()) - time.monotonic(), 0.005))
+        self._wake.clear()  # whatever woke it is looked at below
+        if time.monotonic() >= tick:
+            return True
+        try:
+            with self.lock:
+                return any([t.poll() for s in self.services.values() for d in s.deployments for t in d.tasks.values()])
+        except Exception:  # noqa: BLE001
+            log.exception("task runner tick failed")
+            return True
+
+    def _next_probe_due(self) -> float:
+        with self.lock:
+            due = [d for s in self.services.values() for dep in s.deployments for t in dep.tasks.values()
+                   if (d := t.next_probe_due()) is not None]
+        return min(due, default=float("inf"))
 
     # -- API hooks (called by gameday.aws.moto_hooks inside the API request) --------
     def on_service_changed(self, backend: Any, service: Any) -> None:
@@ -255,7 +302,8 @@ class TaskRunner:
         definition = {"containerDefinitions": task_def.container_definitions}
         for _ in range(missing):
             moto_task = self._new_moto_task(backend, service, task_def, primary.id)
-            process = TaskProcess(moto_task.id, definition, self.catalog, self.addresses, self.log_dir, self.probes)
+            process = TaskProcess(moto_task.id, definition, self.catalog, self.addresses, self.log_dir, self.probes,
+                                  wake=self.wake)
             primary.tasks[moto_task.task_arn] = process
             process.start()
             self._write_task(backend, service, moto_task.task_arn, process)
@@ -306,8 +354,12 @@ class TaskRunner:
         task.last_status = process.last_status
         task.desired_status = process.desired_status
         task.health_status = process.health_status
-        task.started_at = _stamp(process.started_at)
-        task.stopped_at = _stamp(process.stopped_at)
+        events = process.events
+        task.started_at = _stamp(events.started)
+        task.stopping_at = _stamp(events.stopping)
+        task.stopped_at = _stamp(events.stopped)
+        task.attributes = [*_attribute(HEALTHY_AT, events.healthy), *_attribute(FAILED_AT, events.failed),
+                           {"name": RECONCILE_TICK, "value": f"{self.interval:g}"}]
         task.stop_code = process.stop_code or None
         task.stopped_reason = process.stopped_reason
         task.containers = self._containers_view(task, process)

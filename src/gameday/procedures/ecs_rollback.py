@@ -11,6 +11,15 @@ Fidelity: register/create/update calls are API state (moto: SIMULATED).  Stabili
 reached only when the task runner's processes pass their health checks, so
 time-to-stable and the served-version checks are REAL when the tasks are local
 processes (:class:`~gameday.aws.moto_server.MotoServer`) or real AWS.
+
+Timing: every "time to" figure runs from the moment the API call was issued to the
+event itself, as the task runner recorded it on the tasks (a task healthy when its
+health check passed, stopped when its last process exited, failed when it crashed or
+failed its checks; see :func:`gameday.aws.ecs.task_times`), not to the poll that
+noticed it.  The poll (``services-stable``, failedTasks) still gives the verdict.  Its
+detail names the cadences that shape the path itself: the runner's reconcile tick and
+the health-check interval, as ECS's scheduler and agent have theirs.  Where the tasks
+carry no such instants (real ECS), the figure falls back to the poll and says so.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ from gameday.journal import Fidelity, Journal
 
 STATE_FIELDS = ("DEPLOYMENT_ID", "PREV_TASK", "PREV_SHA", "BACKUP_FILE")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
-STABLE_POLL_S = 0.1  # services-stable polling for the time-to-stable figure (the AWS CLI polls every 15 s)
+STABLE_POLL_S = 0.1  # services-stable polling for the verdict (the AWS CLI polls every 15 s)
+FAILED_POLL_S = 0.5  # failedTasks polling for the bad deploy's verdict
 
 
 # -- the rollback state file ------------------------------------------------------------
@@ -165,10 +175,19 @@ def fake_sha(version: str) -> str:
 
 @dataclass
 class RollbackResult:
-    time_to_stable_s: float
+    time_to_stable_s: float  # update-service to the event that made the service stable
     prev_task: str
     version: str
     served: dict[str, str] = field(default_factory=dict)  # task address -> version that answered
+    verdict_s: float | None = None  # update-service to the services-stable poll that saw it
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A "time to" figure and what its journal detail says it is measured from and to."""
+
+    seconds: float
+    detail: str
 
 
 class EcsRollbackRehearsal:
@@ -183,10 +202,11 @@ class EcsRollbackRehearsal:
         self.versions: dict[str, str] = {}  # version -> task definition ARN
         self.current: str | None = None  # ARN the service ran before the last deploy
         self.previous: str | None = None
-        self.deployed_at: float | None = None
+        self.created_at: float | None = None  # wall clock: create-service was issued
+        self.deployed_at: float | None = None  # wall clock: the last deploy's update-service was issued
         self.state_path = workdir / ".rollback_state"
         self.rolled_back_to: RollbackState | None = None
-        self.rollback_issued: float | None = None
+        self.rollback_issued: float | None = None  # wall clock: the rollback's update-service was issued
 
     # Given ---------------------------------------------------------------------
     def start(self, version: str, tasks: int | None = None, name: str | None = None) -> str:
@@ -198,17 +218,20 @@ class EcsRollbackRehearsal:
         cluster_arn = ecs_api.ensure_cluster(self.ecs, self.spec.cluster)
         arn = self.register(version)
         self._guard(cluster_arn)
+        self.created_at = issued = time.time()
         self.ecs.create_service(
             cluster=self.spec.cluster, serviceName=self.spec.name, taskDefinition=arn, desiredCount=self.spec.tasks,
             tags=[{"key": REHEARSAL_TAG, "value": "true"}],
         )
         self.journal.event("ecs.service", f"service {self.spec.name} created on {version}", fidelity=Fidelity.SIMULATED.value)
-        took = ecs_api.wait_stable(self.ecs, self.spec.cluster, self.spec.name, self.spec.stable_timeout_s)
+        took = ecs_api.wait_stable(self.ecs, self.spec.cluster, self.spec.name, self.spec.stable_timeout_s,
+                                   delay=STABLE_POLL_S)
         if took is None:
             raise RehearsalFailed(f"service {self.spec.name} on {version} never became stable: {self._why()}",
                                   fix="release the known-good version first")
-        self.journal.measure("ecs.initial_deploy_to_stable", took, "s", fidelity=Fidelity.REAL,
-                             detail=f"{self.spec.tasks} tasks of {version} healthy (real processes)")
+        timing = self._time_to_stable("create-service", issued, arn, time.time() - issued)
+        self.journal.measure("ecs.initial_deploy_to_stable", timing.seconds, "s", fidelity=Fidelity.REAL,
+                             detail=f"{timing.detail}; {self.spec.tasks} tasks of {version}, real processes")
         self.current = arn
         return arn
 
@@ -222,29 +245,31 @@ class EcsRollbackRehearsal:
     # When a bad release ships --------------------------------------------------
     def deploy(self, version: str) -> str:
         arn = self.versions.get(version) or self.register(version)
-        started = time.monotonic()
+        issued, started = time.time(), time.monotonic()
         self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=arn)
         self.journal.measure("ecs.update_service_accepted", time.monotonic() - started, "s", fidelity=Fidelity.SIMULATED,
                              detail="API acceptance only (moto)")
-        self.previous, self.current, self.deployed_at = self.current, arn, time.monotonic()
+        self.previous, self.current, self.deployed_at = self.current, arn, issued
         self.journal.event("ecs.deploy", f"release {version} deployed", task_definition=arn)
         return arn
 
     def expect_deploy_failing(self, timeout: float | None = None) -> float:
         """Wait until the new deployment has failed tasks (crash or failed health checks)."""
+        if self.deployed_at is None:
+            raise RehearsalFailed("no release was deployed", fix="deploy a release first")
         limit = timeout or self.spec.stable_timeout_s
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             primary = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["deployments"][0]
             if primary.get("failedTasks", 0) > 0:
-                seconds = time.monotonic() - (self.deployed_at or deadline)
-                self.journal.measure("ecs.bad_deploy_detected", seconds, "s", fidelity=Fidelity.REAL,
-                                     detail="first task of the new deployment failed (real process)")
-                return seconds
+                timing = self._time_to_failure(primary["id"], time.time() - self.deployed_at)
+                self.journal.measure("ecs.bad_deploy_detected", timing.seconds, "s", fidelity=Fidelity.REAL,
+                                     detail=timing.detail)
+                return timing.seconds
             if primary.get("rolloutState") == "COMPLETED":
                 raise RehearsalFailed("the release meant to be bad became stable: nothing to roll back from",
                                       fix="deploy a broken release (e.g. 2.0.0-crash or 2.0.0-unready)")
-            time.sleep(0.5)
+            time.sleep(FAILED_POLL_S)
         raise RehearsalFailed(f"the new deployment had no failed task after {limit:g}s: {self._why()}")
 
     def leave_rollback_state(self, backup_file: str = "") -> Path:
@@ -264,16 +289,17 @@ class EcsRollbackRehearsal:
         self.journal.event("ecs.rollback_state", f"rollback state valid: PREV_TASK={state.prev_task}",
                            deployment_id=state.deployment_id, prev_sha=state.prev_sha)
         self._guard(ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["clusterArn"])
-        self.rollback_issued = time.monotonic()
+        self.rollback_issued, started = time.time(), time.monotonic()
         self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=state.prev_task,
                                 forceNewDeployment=True)
-        self.journal.measure("ecs.rollback_update_service_accepted", time.monotonic() - self.rollback_issued, "s",
+        self.journal.measure("ecs.rollback_update_service_accepted", time.monotonic() - started, "s",
                              fidelity=Fidelity.SIMULATED, detail="API acceptance only (moto)")
         self.rolled_back_to = state
         return state
 
     def require_stable_within(self, seconds: float | None = None) -> RollbackResult:
-        """``aws ecs wait services-stable`` bounded by ``seconds``; time-to-stable from the update."""
+        """``aws ecs wait services-stable`` bounded by ``seconds`` gives the verdict; time-to-stable
+        runs from the update to the event that made the service stable."""
         if self.rolled_back_to is None or self.rollback_issued is None:
             raise RehearsalFailed("no rollback was issued", fix="roll back first")
         state, limit = self.rolled_back_to, seconds or self.spec.stable_timeout_s
@@ -283,13 +309,55 @@ class EcsRollbackRehearsal:
                                  detail="not stable before the timeout")
             raise RehearsalFailed(f"service {self.spec.name} not stable {limit:g}s after rolling back to {state.prev_task}: {self._why()}",
                                   fix="PREV_TASK must be a release that passes its health checks")
-        elapsed = time.monotonic() - self.rollback_issued
-        self.journal.measure("ecs.rollback_time_to_stable", elapsed, "s", fidelity=Fidelity.REAL, target=seconds,
-                             detail=f"update-service to services-stable, polled every {STABLE_POLL_S:g} s (the moment "
-                                    f"lies within {STABLE_POLL_S:g} s before the figure); the path includes the task "
-                                    "runner's reconcile tick and each task's health-check interval, as on ECS; "
-                                    "tasks are real processes")
-        return RollbackResult(elapsed, state.prev_task, ecs_api.image_version(self.ecs, state.prev_task))
+        verdict = time.time() - self.rollback_issued
+        target_arn = ecs_api.task_definition_arn(self.ecs, state.prev_task) or state.prev_task
+        timing = self._time_to_stable("update-service", self.rollback_issued, target_arn, verdict)
+        self.journal.measure("ecs.rollback_time_to_stable", timing.seconds, "s", fidelity=Fidelity.REAL, target=seconds,
+                             detail=f"{timing.detail}; tasks are real processes")
+        return RollbackResult(timing.seconds, state.prev_task, ecs_api.image_version(self.ecs, state.prev_task),
+                              verdict_s=verdict)
+
+    # -- timing from the tasks' events ---------------------------------------------------
+    def _time_to_stable(self, call: str, issued: float, task_definition: str, verdict: float) -> Timing:
+        """``call`` (issued at wall-clock ``issued``) to the event that made the service stable on
+        ``task_definition``; ``verdict`` is when services-stable saw it, the fallback without events."""
+        name = task_definition.rsplit("/", 1)[-1]
+        moment = ecs_api.stable_moment(ecs_api.task_times(self.ecs, self.spec.cluster, self.spec.name), issued,
+                                       task_definition)
+        if moment is None:
+            return Timing(verdict, f"{call} to services-stable, polled every {STABLE_POLL_S:g} s (the moment lies "
+                                   f"within {STABLE_POLL_S:g} s before the figure; the tasks carry no event times)")
+        if moment.last == "stopped":
+            last, event = "the last old task stopped", "a task stops when its last process exits"
+        else:
+            last, event = f"the last task of {name} healthy", "a task is healthy when its health check passes"
+        return Timing(moment.at - issued,
+                      f"from {call} to {last} (event times from the task runner; {event}); "
+                      f"{self._cadences(moment.reconcile_tick, task_definition)}; services-stable, polled every "
+                      f"{STABLE_POLL_S:g} s, gave the verdict at {verdict:.2f} s")
+
+    def _time_to_failure(self, deployment_id: str, verdict: float) -> Timing:
+        """The deploy's update-service to its first failed task, from the task's event."""
+        assert self.deployed_at is not None
+        times = ecs_api.task_times(self.ecs, self.spec.cluster, self.spec.name)
+        first = ecs_api.first_failure(times, deployment_id)
+        if first is None:
+            return Timing(verdict, f"update-service to failedTasks > 0, polled every {FAILED_POLL_S:g} s (the moment "
+                                   f"lies within {FAILED_POLL_S:g} s before the figure; the tasks carry no event times)")
+        health = "health checks" in first.stopped_reason
+        cadences = self._cadences(first.reconcile_tick, first.task_definition if health else None)
+        return Timing((first.failed or 0.0) - self.deployed_at,
+                      f"from update-service to the first task of the new deployment failing ({first.stopped_reason}; "
+                      f"event time from the task runner); {cadences}; failedTasks, polled every {FAILED_POLL_S:g} s, "
+                      f"gave the verdict at {verdict:.2f} s; tasks are real processes")
+
+    def _cadences(self, tick: float | None, task_definition: str | None) -> str:
+        """The bound of the cadences on the path: the runner's tick and the health-check interval."""
+        parts = [f"the runner's {tick:g} s reconcile tick" if tick is not None else "the runner's reconcile tick"]
+        interval = ecs_api.health_check_interval(self.ecs, task_definition) if task_definition else None
+        if interval is not None:
+            parts.append(f"a {interval:g} s health-check interval")
+        return f"the path includes {' and '.join(parts)}, as on ECS"
 
     def roll_back_and_wait(self, timeout: float | None = None) -> RollbackResult:
         self.roll_back()
