@@ -250,7 +250,8 @@ class EcsRollbackRehearsal:
         self.journal.measure("ecs.update_service_accepted", time.monotonic() - started, "s", fidelity=Fidelity.SIMULATED,
                              detail="API acceptance only (moto)")
         self.previous, self.current, self.deployed_at = self.current, arn, issued
-        self.journal.event("ecs.deploy", f"release {version} deployed", task_definition=arn)
+        self.journal.event("ecs.deploy", f"release {version} deployed", task_definition=arn,
+                           fidelity=Fidelity.SIMULATED.value)
         return arn
 
     def expect_deploy_failing(self, timeout: float | None = None) -> float:
@@ -288,6 +289,9 @@ class EcsRollbackRehearsal:
         state = read_rollback_state(self.state_path, self.ecs)
         self.journal.event("ecs.rollback_state", f"rollback state valid: PREV_TASK={state.prev_task}",
                            deployment_id=state.deployment_id, prev_sha=state.prev_sha)
+        self.journal.event("ecs.rollback", f"aws ecs update-service --cluster {self.spec.cluster} --service "
+                           f"{self.spec.name} --task-definition {state.prev_task} --force-new-deployment",
+                           fidelity=Fidelity.SIMULATED.value)
         self._guard(ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["clusterArn"])
         self.rollback_issued, started = time.time(), time.monotonic()
         self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=state.prev_task,
