@@ -2,14 +2,15 @@
 
 The proxy watches Services, EndpointSlices (computed by the real controller-manager),
 Pods (for the kubelet's ``gameday.io/local-address`` annotation) and Istio-style
-VirtualServices, and forwards every new TCP connection to a READY endpoint,
-round-robin, translated to the pod's real 127.x address (proxy_routes).
+VirtualServices, and forwards to READY endpoints, translated to the pod's real 127.x
+address (proxy_routes).
 
-Balancing: a plain Service is balanced per TCP connection, as kube-proxy does; when a
-route changes (selector switch, pod no longer ready) connections to backends that are
-no longer eligible are closed once idle (no request in flight), so keep-alive clients
-move over too.  A Service named by a VirtualService is balanced per HTTP/1.1 request,
-as Istio does (proxy_http), so its weights hold for keep-alive clients as well.
+Balancing: HTTP/1.1 is balanced per request for every Service, as Istio does
+(proxy_http), so VirtualService weights hold for keep-alive clients and a selector
+switch or weight change applies from the very next request.  Backend connections are
+kept alive in a small per-backend pool (proxy_http.BackendPool) that only ever serves
+the backend a request was picked for; when an endpoint leaves the routing table (pod
+deleted, not ready, weight 0) its idle pooled connections close at once.
 
 The mapping "ns/name:port" -> "127.0.0.1:PORT" is in ``services()`` and in
 ``<workdir>/services.json`` (workdir defaults to the kubeconfig's directory).
@@ -25,8 +26,6 @@ import json
 import logging
 import os
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,30 +34,17 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from gameday.cluster.kubelet_watch import Informer, api_client_for, wait_all_synced
-from gameday.cluster.proxy_http import relay_requests
+from gameday.cluster.proxy_http import Address, BackendPool, NotHTTP, relay_requests, set_nodelay
 from gameday.cluster.proxy_routes import Route, WeightedPicker, build_routes
 from gameday.errors import EnvironmentNotReady
-from gameday.lifecycle import Provider, wait_until
+from gameday.lifecycle import Provider, ThreadPart, forget_part, wait_until, watch_part
 
 log = logging.getLogger("gameday.cluster.proxy")
 
 CRD_FILE = Path(__file__).with_name("istio_crd.yaml")
-CONNECT_TIMEOUT_S = 2.0
-DRAIN_IDLE_S = 0.1  # a stale keep-alive connection is closed after this long without traffic
+POOL_SWEEP_S = 0.5  # how often idle pooled connections are checked for their idle timeout
 SYNC_TIMEOUT_S = 30.0
 PUBLISHED_CONFIGMAP = "gameday-service-proxy"
-
-
-@dataclass(eq=False)
-class _Connection:
-    backend: tuple[str, int]
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
-    last_activity: float = field(default_factory=time.monotonic)
-    request_in_flight: bool = True
-
-    def close(self) -> None:
-        for writer in self.writers:
-            writer.close()
 
 
 class ServiceProxy(Provider):
@@ -73,11 +59,13 @@ class ServiceProxy(Provider):
         self._informers: list[Informer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._part: ThreadPart | None = None
         self._routes: dict[str, Route] = {}
         self._pickers: dict[str, WeightedPicker] = {}
         self._servers: dict[str, asyncio.base_events.Server] = {}
         self._addresses: dict[str, str] = {}
-        self._connections: dict[str, set[_Connection]] = {}
+        self._clients: set[asyncio.StreamWriter] = set()
+        self.pool = BackendPool()  # the event-loop thread's; read its counters only when idle
         self._rebuild_pending = False
         self._lock = threading.Lock()
         self._publisher = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="proxy-publish")
@@ -89,10 +77,7 @@ class ServiceProxy(Provider):
         self._api = api_client_for(self.kubeconfig)
         if self.install_crd:
             self._install_crd()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="service-proxy", daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._drain_forever(), self._loop)
+        loop = self._start_loop()
         core, discovery = client.CoreV1Api(self._api), client.DiscoveryV1Api(self._api)
         custom = client.CustomObjectsApi(self._api)
         virtual_services = functools.partial(custom.list_cluster_custom_object,
@@ -109,18 +94,48 @@ class ServiceProxy(Provider):
         if not wait_all_synced(self._informers, SYNC_TIMEOUT_S):
             raise EnvironmentNotReady(f"service proxy could not list services/endpointslices within {SYNC_TIMEOUT_S:g}s",
                                       fix="check that the kube-apiserver answers")
-        asyncio.run_coroutine_threadsafe(self._rebuild(), self._loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(self._rebuild(), loop).result(timeout=30)
         return self
 
-    def stop(self) -> None:
-        for informer in self._informers:
-            informer.stop()
-        self._informers = []
+    def serve(self, routes: dict[str, Route]) -> ServiceProxy:
+        """Serve a fixed routing table, without the API (unit tests, benchmarks): one listener
+        per key, as ``services()`` then shows.  Calling it again replaces the table, as a
+        rebuild does.  Not for a proxy that ``start()`` runs: its informers own the table."""
+        loop = self._loop or self._start_loop()
+        asyncio.run_coroutine_threadsafe(self._apply(routes), loop).result(timeout=30)
+        return self
+
+    def _start_loop(self) -> asyncio.AbstractEventLoop:
+        self.pool = BackendPool()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="service-proxy", daemon=True)
+        self._thread.start()
+        self._part = ThreadPart(self._thread)
+        watch_part("service proxy", self._part)  # if its loop ends, waits on traffic are told so at once
+        asyncio.run_coroutine_threadsafe(self._sweep_forever(), self._loop)
+        return self._loop
+
+    def crash(self) -> None:
+        """What a killed proxy process leaves: its listeners and connections closed, its loop gone,
+        nothing cleaned up in order.  A fault for rehearsals and for gameday's own tests."""
         if self._loop is not None and self._thread is not None:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(timeout=10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+
+    def stop(self) -> None:
+        forget_part(self._part)
+        self._part = None
+        for informer in self._informers:
+            informer.stop()
+        self._informers = []
+        if self._loop is not None and self._thread is not None:
+            if self._thread.is_alive():  # not after a crash: nobody runs the loop any more
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(timeout=10)
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(timeout=10)
             self._loop.close()
         self._loop, self._thread = None, None
         self._publisher.shutdown(wait=True, cancel_futures=True)
@@ -181,18 +196,20 @@ class ServiceProxy(Provider):
         snapshots = [i.snapshot() for i in self._informers]
         services, slices, pods = snapshots[:3]
         virtual_services = snapshots[3] if len(snapshots) > 3 else []
-        routes = build_routes(services, slices, pods, virtual_services)
+        await self._apply(build_routes(services, slices, pods, virtual_services))
+
+    async def _apply(self, routes: dict[str, Route]) -> None:
         for key in list(self._servers):
             if key not in routes:
                 self._servers.pop(key).close()
-                for conn in self._connections.pop(key, set()):
-                    conn.close()
+                self._pickers.pop(key, None)
         for key in routes:
             if key not in self._servers:
                 server = await asyncio.start_server(functools.partial(self._accept, key), "127.0.0.1", 0)
                 self._servers[key] = server
-                self._connections[key] = set()
         self._routes = routes
+        # endpoints that left every route (pod deleted, not ready, weight 0) keep no idle connection
+        self.pool.retain({backend for route in routes.values() for backend in route.eligible()})
         addresses = {key: f"127.0.0.1:{server.sockets[0].getsockname()[1]}" for key, server in self._servers.items()}
         with self._lock:
             changed, self._addresses = addresses != self._addresses, addresses
@@ -230,100 +247,55 @@ class ServiceProxy(Provider):
         except Exception as exc:  # noqa: BLE001 - the local file and services() still hold the map
             log.warning("could not publish the service addresses: %s", exc)
 
-    async def _drain_forever(self) -> None:
+    async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(DRAIN_IDLE_S)
-            now = time.monotonic()
-            for key, conns in self._connections.items():
-                route = self._routes.get(key)
-                eligible = route.eligible() if route else set()
-                for conn in list(conns):
-                    stale = conn.backend not in eligible
-                    if stale and not conn.request_in_flight and now - conn.last_activity >= DRAIN_IDLE_S:
-                        conn.close()
+            await asyncio.sleep(POOL_SWEEP_S)
+            self.pool.prune()
 
     async def _close_all(self) -> None:
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in others:  # the drainer, pending rebuilds and open connections
+        for task in others:  # the sweeper, pending rebuilds and open client connections
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
         for server in self._servers.values():
             server.close()
-        for conns in self._connections.values():
-            for conn in conns:
-                conn.close()
+        for writer in self._clients:
+            writer.close()
+        self.pool.close()
+        for _ in range(3):  # let the transports run connection_lost, which closes their sockets
+            await asyncio.sleep(0)
         self._servers.clear()
+        self._clients.clear()
         with self._lock:
             self._addresses = {}
 
     # -- forwarding ---------------------------------------------------------------------
-    async def _connect(self, key: str) -> tuple[tuple[str, int], asyncio.StreamReader, asyncio.StreamWriter] | None:
+    def _pick(self, key: str) -> list[Address] | None:
+        """The backend for one request (weighted, round robin), then the picked destination's
+        other ready backends, which a refused connect falls back to (as Envoy retries connect
+        failures), never another destination, so weights hold.  None: no backend."""
         route = self._routes.get(key)
         if route is None:
             return None
         picked = self._pickers.setdefault(key, WeightedPicker()).pick(route)
         if picked is None or picked[1] is None:
-            return None
+            return None  # Istio semantics: a destination without ready endpoints still takes its share
         destination, first = picked
         assert first is not None
-        # a refused connect tries the destination's other ready backends (as Envoy retries
-        # connect failures), never another destination, so weights hold
-        candidates = [first, *[b for b in destination.backends if b != first]]
-        for backend in candidates[:3]:
-            try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(*backend), CONNECT_TIMEOUT_S)
-                return backend, reader, writer
-            except (OSError, asyncio.TimeoutError):  # noqa: UP041 - not the builtin on 3.10
-                continue
-        return None
+        return [first, *[b for b in destination.backends if b != first]]
 
     async def _accept(self, key: str, client_reader: asyncio.StreamReader,
                       client_writer: asyncio.StreamWriter) -> None:
         # HTTP is routed per request for every Service, as the ingress users come through
         # does: keep-alive clients follow a selector switch or a weight change at once.
-        # Anything that is not HTTP/1.x falls back to a byte pipe inside the relay.
-        if self._routes.get(key) is not None:
-            await self._accept_http(key, client_reader, client_writer)
-            return
-        connected = await self._connect(key)
-        if connected is None:
-            client_writer.close()
-            return
-        backend, backend_reader, backend_writer = connected
-        conn = _Connection(backend, [client_writer, backend_writer])
-        conns = self._connections.setdefault(key, set())
-        conns.add(conn)
+        set_nodelay(client_writer)
+        self._clients.add(client_writer)
         try:
-            upstream = asyncio.ensure_future(self._pump(client_reader, backend_writer, conn, True))
-            await self._pump(backend_reader, client_writer, conn, False)
-            upstream.cancel()
-        finally:
-            conns.discard(conn)
-            conn.close()
-
-    async def _accept_http(self, key: str, client_reader: asyncio.StreamReader,
-                           client_writer: asyncio.StreamWriter) -> None:
-        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-            connected = await self._connect(key)
-            return None if connected is None else connected[1:]
-
-        try:
-            await relay_requests(client_reader, client_writer, connect, lambda busy: None)
-        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            await relay_requests(client_reader, client_writer, functools.partial(self._pick, key), self.pool)
+        except (OSError, ValueError, IndexError, NotHTTP, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # a broken request or response ends this client connection only
+        except asyncio.CancelledError:
+            pass  # stop(): ending quietly keeps Python 3.11's stream callback from logging it
         finally:
+            self._clients.discard(client_writer)
             client_writer.close()
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Connection,
-                    upstream: bool) -> None:
-        try:
-            while data := await reader.read(65536):
-                conn.last_activity = time.monotonic()
-                conn.request_in_flight = upstream
-                writer.write(data)
-                await writer.drain()
-            if upstream and writer.can_write_eof():
-                writer.write_eof()  # the client half-closed; the response may still come
-        except (OSError, asyncio.IncompleteReadError):
-            pass
