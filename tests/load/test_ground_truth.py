@@ -133,3 +133,19 @@ def test_a_straggler_answered_after_the_fix_but_sent_before_does_not_delay_recov
     slow_answered_after = [r for r in records if r.latency_ms > 200 and r.ts > FAULT_OFF]
     assert slow_answered_after  # the stream has them: requests sent before the fix, answered after
     assert abs(recovered - FAULT_OFF) <= 0.15
+
+
+def test_a_stray_slow_request_before_a_latency_fault_does_not_date_the_alarm_early():
+    """One healthy request over the threshold (a scheduling hiccup) 0.3 s before the fault is no
+    onset: the stretch starts where the rule holds on the requests from it on."""
+    rule = LatencyAbove(p=95, above_ms=20, for_seconds=0, window_seconds=5)
+    start = 100.0
+    records = [RequestRecord(ts=start + i / 200 + 0.002, method="GET", path="/", status=200, latency_ms=2.0,
+                             version="1.0.0") for i in range(-2000, 0)]
+    records.append(RequestRecord(ts=start - 0.3 + 0.03, method="GET", path="/", status=200, latency_ms=30.0,
+                                 version="1.0.0"))
+    records += [RequestRecord(ts=start + i / 200 + 0.4, method="GET", path="/", status=200, latency_ms=400.0,
+                              version="2.0.0") for i in range(0, 400)]
+    records.sort(key=lambda r: r.ts)
+    detected = rule.moment(records, start - 10, start + 2.4)
+    assert abs(detected - start) <= 0.01, detected - start

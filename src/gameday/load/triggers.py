@@ -24,6 +24,7 @@ captured gameday.load.Baseline, or records) or ``rule.with_baseline_value(ms)``.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import time
@@ -133,6 +134,9 @@ class _Sustained(Trigger):
                               fix="fix the trigger rule")
 
     alarm: ClassVar[bool] = False  # True: fires on bad requests; False: holds while they are absent
+    # True: a bad request counts as the stretch's start only where the rule holds on the requests
+    # from it on (a latency tail: one slow healthy request is no onset); error rules count every one
+    tails: ClassVar[bool] = False
 
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         raise NotImplementedError
@@ -146,15 +150,19 @@ class _Sustained(Trigger):
 
     def moment(self, records: Sequence[RequestRecord], since: float | None, held: float) -> float:
         floor = since if since is not None else -math.inf
-        timed = sorted((r.sent, self.bad(r)) for r in records if floor <= r.sent <= held)
+        kept = sorted((r for r in records if floor <= r.sent <= held), key=lambda r: r.sent)
+        timed = [(r.sent, self.bad(r)) for r in kept]
         if self.alarm:
             bad = [t for t, is_bad in timed if is_bad]
             if not bad:
                 return held
+            sent = [t for t, _ in timed]
             start = bad[-1]
             for earlier in reversed(bad[:-1]):  # back through the stretch: no gap a window long
                 if start - earlier > self.window_seconds:
                     break
+                if self.tails and not self.holds(kept[bisect.bisect_left(sent, earlier):bisect.bisect_left(sent, start)]):
+                    break  # a stray slow request before the stretch, not its start
                 start = earlier
             return min(held, start + self.for_seconds)
         last_bad = max((t for t, is_bad in timed if is_bad), default=None)
@@ -296,6 +304,7 @@ class _LatencyRule(_Sustained):
 @dataclass(frozen=True)
 class LatencyAbove(_LatencyRule):
     alarm: ClassVar[bool] = True
+    tails: ClassVar[bool] = True
 
     def holds(self, sample: Sequence[RequestRecord]) -> bool:
         current = latency(sample, self.p)
