@@ -90,9 +90,12 @@ def cli(ctx: click.Context) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="show pytest's own output and tracebacks")
 @click.option("--fail-on-regression", is_flag=True,
               help="exit 3 when every scenario passed but a time is worse than the median of its last runs")
+@click.option("--live", is_flag=True,
+              help="a live game day: gameday breaks the service, then the people on call roll back however they "
+                   "choose; gameday watches the cluster and measures decide and act (GAMEDAY_LIVE=1)")
 def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_modules: tuple[str, ...],
         config: Path | None, images: tuple[Path, ...], select: str | None, verbose: bool,
-        fail_on_regression: bool) -> None:
+        fail_on_regression: bool, live: bool) -> None:
     """Run game-day features (default: the project's features/, else the shipped ones) and write reports."""
     from gameday.paths import reports_folder, safe_name
     from gameday.runner import run_features
@@ -110,6 +113,8 @@ def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_
     for image_file in images:
         if not image_file.is_file():
             raise ConfigError(f"--images: image catalog {image_file} not found", fix="check the path")
+    if live:
+        os.environ["GAMEDAY_LIVE"] = "1"
     if images:
         os.environ["GAMEDAY_IMAGES"] = os.pathsep.join(str(p.resolve()) for p in images)
     result = run_features(paths, reports=reports, run_id=run_id,

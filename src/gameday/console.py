@@ -17,6 +17,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The console people watch while a run's scenarios execute (pytest captures fd 1 meanwhile, so
+# `gameday run` sets this to one on a duplicate of the real stdout; None outside a run).
+live_console: Console | None = None
+
 
 def print_error(exc: GameDayError) -> None:
     err_console.print(f"[red]error:[/red] {exc.one_line()}", highlight=False)

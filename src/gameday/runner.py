@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from gameday import console as gameday_console
 from gameday import features as feature_files
 from gameday import lifecycle, project
 from gameday.journal import Status, load, new_run_id
@@ -132,7 +133,11 @@ def run_features(
         # pytest captures fd 1 during tests; progress goes to a duplicate of the real stdout.
         with os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1) as real_stdout:
             progress = _Progress(Console(file=real_stdout, soft_wrap=True, force_terminal=console.is_terminal))
-            code = pytest.main(args, plugins=[progress])
+            gameday_console.live_console = progress.console
+            try:
+                code = pytest.main(args, plugins=[progress])
+            finally:
+                gameday_console.live_console = None
     if progress.collect_errors:
         for error in progress.collect_errors:
             console.print(f"[red]error:[/red] {error}", highlight=False)

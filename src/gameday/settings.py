@@ -222,6 +222,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("dsn", "", "connection string for the dsn database provider", kind="dsn"),
         Setting("migrations-seed-rows", "1000", "rows per table the migration round-trip check seeds",
                 kind="int", low=1, high=10_000_000, unit="rows"),
+        Setting("live", "0", "1: a live game day, the people on call act instead of the scenario's scripted "
+                "steps (gameday run --live)", kind="flag"),
+        Setting("live-give-up", "300", "live game day: how long to wait for the people to act before the scenario "
+                "fails", kind="number", low=1, high=24 * 3600, unit="seconds"),
+        Setting("live-hint-after", "60", "live game day: seconds after the bad deploy before the scenario's scripted "
+                "answer is shown as a hint", kind="number", low=0, high=24 * 3600, unit="seconds"),
         Setting("load-max-seconds", "120", "upper bound (locust --run-time) of a load run when the caller gives none",
                 kind="number", low=1, high=24 * 3600, unit="seconds"),
         Setting("load-user-rate", "10", "requests per second each simulated load user makes (0 = no pause)",

@@ -49,6 +49,7 @@ class RollbackTimeline:
     scale: float = 1.0
     marks: dict[str, float] = field(default_factory=dict)  # epoch seconds
     recorded: bool = False  # the phases are in the journal already
+    decided_by: str = "alarm to rollback command; no human is paged in a rehearsal"
 
     def mark(self, name: str, at: float | None = None) -> float:
         self.marks[name] = time.time() if at is None else at
@@ -74,7 +75,7 @@ class RollbackTimeline:
             for name, value in measured.items():
                 detail = f"alarm windows compressed {self.scale:g}x" if self.scale != 1 and name in ("detect", "recover", "total") else ""
                 if name == "decide":
-                    detail = "alarm to rollback command; no human is paged in a rehearsal"
+                    detail = self.decided_by
                 journal.measure(f"time to {name}" if name != "total" else "time to rollback (total)", value, "s",
                                 target=targets.get(name), detail=detail)
         return measured

@@ -19,6 +19,7 @@ complete, ``recovered`` the traffic healthy again.  Proofs live in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import shlex
@@ -37,6 +38,7 @@ from gameday.load.triggers import Trigger
 from gameday.manifests import Manifests, to_yaml
 from gameday.procedures.kubectl import Kubectl
 from gameday.project import Project, Service
+from gameday.rehearsals.live import LiveOnCall
 from gameday.timeline import RollbackTimeline
 
 BASELINE_SECONDS = 2.0
@@ -62,6 +64,17 @@ class _Deployed:
     objects: list[str] = field(default_factory=list)  # kind/name of everything applied, to delete after
 
 
+def _on_call(method: Any) -> Any:
+    """An on-call action: in a live game day (``live`` set) the people do it, not gameday."""
+    @functools.wraps(method)
+    def gated(self: KubernetesRehearsal, *args: Any, **kwargs: Any) -> Any:
+        if self.live is not None:
+            words = [method.__name__.replace("_", " "), *(str(a) for a in args if a is not None)]
+            return self.live.take_over(" ".join(words))
+        return method(self, *args, **kwargs)
+    return gated
+
+
 class KubernetesRehearsal:
     def __init__(self, cluster: Any, project: Project, *, journal: Journal | None = None, scale: float = 1.0,
                  workdir: Path | None = None) -> None:
@@ -79,6 +92,7 @@ class KubernetesRehearsal:
         self._acted_on: list[tuple[str, str]] = []  # (namespace, deployment) the on-call acted on
         self._kubectl: dict[str, Kubectl] = {}
         self._namespaces: set[str] = set()
+        self.live: LiveOnCall | None = None  # a live game day: the people on call act (see rehearsals.live)
 
     # -- names -----------------------------------------------------------------------------
     def service(self, name: str | None = None) -> Service:
@@ -207,6 +221,8 @@ class KubernetesRehearsal:
         return self.baseline
 
     def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
         if self.load is not None:
             self.load.stop()
             self.load = None
@@ -246,6 +262,8 @@ class KubernetesRehearsal:
             self.kubectl(service).run("set", "image", f"deployment/{name}", f"{manifests.container}={image}")
         self._event("bad-deploy", f"deployment/{name} set to {image}" + (f" with fault {fault}" if fault else ""),
                     version=release, image=image)
+        if self.live is not None:
+            self.live.watch()  # from here on, a change gameday did not make is the people's
 
     def _incident(self) -> None:
         """t0; and the phases reach the journal at scenario end even without a targets step."""
@@ -262,6 +280,8 @@ class KubernetesRehearsal:
         service = self.service(name)
         self._incident()
         self._patch_selector(service, track)
+        if self.live is not None:
+            self.live.watch()
 
     def _patch_selector(self, service: Service, track: str) -> None:
         selector = {**self.manifests(service).selector(), "track": track}
@@ -287,6 +307,12 @@ class KubernetesRehearsal:
         if deployment is not None and (service.namespace, deployment) not in self._acted_on:
             self._acted_on.append((service.namespace, deployment))
 
+    def acted_on(self, namespace: str, deployment: str) -> None:
+        """A Deployment the people acted on in a live game day: "done" waits for its rollout too."""
+        self.timeline.marks.pop("done", None)
+        if (namespace, deployment) not in self._acted_on:
+            self._acted_on.append((namespace, deployment))
+
     def begin_acting(self, service: Service) -> None:
         """The on-call starts acting on the service (e.g. following the runbook): "acted", and every
         Deployment of it is one whose rollout "done" waits for."""
@@ -294,6 +320,7 @@ class KubernetesRehearsal:
         for name in (self.deployed[service.name].deployments if service.name in self.deployed else []):
             self._act(service, name)
 
+    @_on_call
     def follow_runbook(self, path: str, section: str) -> Any:
         """The act phase performed by the team's runbook section itself (see gameday.runbook.follow)."""
         from gameday.runbook.follow import follow_section
@@ -306,6 +333,7 @@ class KubernetesRehearsal:
 
         return check_whole(self, path)
 
+    @_on_call
     def run_command(self, command: str, *, timeout: float = 180) -> None:
         """A kubectl line from the runbook; ``{revision}`` and other noted values are filled in."""
         line = _PLACEHOLDER.sub(lambda m: self._remembered(m.group(1)), command)
@@ -333,6 +361,7 @@ class KubernetesRehearsal:
         history = self.kubectl(service).run("rollout", "history", f"deployment/{name}").stdout
         return sorted(int(m.group(1)) for m in re.finditer(r"^\s*(\d+)\s", history, re.MULTILINE))
 
+    @_on_call
     def note_revision(self, deployment: str | None, which: str) -> int:
         """Remember the current or the previous revision (from ``rollout history``) for later steps."""
         service, name = self.owner(deployment)
@@ -362,6 +391,7 @@ class KubernetesRehearsal:
                 if any(o.get("kind") == "Deployment" and o.get("name") == deployment
                        for o in rs["metadata"].get("ownerReferences") or [])]
 
+    @_on_call
     def undo(self, deployment: str | None, to_revision: int | str | None = None) -> None:
         """``kubectl rollout undo`` (to a given or the noted revision)."""
         service, name = self.owner(deployment)
@@ -373,18 +403,21 @@ class KubernetesRehearsal:
         self._act(service, name)
         self.kubectl(service).run(*args)
 
+    @_on_call
     def kubectl_action(self, deployment: str | None, *args: str) -> None:
         """An on-call action on a Deployment: pause, resume, scale, set image, ..."""
         service, name = self.owner(deployment)
         self._act(service, name)
         self.kubectl(service).run(*[a.replace("{deployment}", name) for a in args])
 
+    @_on_call
     def set_image(self, deployment: str | None, release: str) -> None:
         service, name = self.owner(deployment)
         manifests = self.manifests(service)
         self.cluster.check_image(manifests.image(release))
         self.kubectl_action(name, "set", "image", f"deployment/{name}", f"{manifests.container}={manifests.image(release)}")
 
+    @_on_call
     def switch_back(self, name: str | None, track: str) -> None:
         service = self.service(name)
         self._act(service, None)

@@ -1,0 +1,225 @@
+"""Live game days: the people on call roll back, however they choose, and gameday measures it.
+
+``gameday run --live`` breaks the service the way the scenario says, then, where the scenario
+has the on-call engineer act, hands over to the people: they get the rehearsal cluster's
+kubeconfig and namespace and act with kubectl, their own scripts or a pipeline.  gameday
+does not act; it watches the service's Deployments and Services from the bad deploy on, and
+the first change it did not make itself (a Deployment's spec: image, replicas, paused, a
+rollout undo; a Service's selector) is "acted", stamped when the API server told the watch.
+"decide" is then the people's own (alarm to first action); "act" runs to the rollouts they
+started being complete; the scenario's checks judge the outcome as usual.
+
+A terminal dashboard (rich Live; plain lines when not a terminal) shows the golden signals,
+the alarm and the elapsed time; a hint (the scenario's scripted action) comes after
+GAMEDAY_LIVE_HINT_AFTER seconds, and GAMEDAY_LIVE_GIVE_UP bounds the wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gameday import settings
+from gameday.errors import RehearsalFailed
+from gameday.lifecycle import raise_if_a_part_died
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change the people made: when the API server told the watch, to what, and what."""
+
+    at: float
+    kind: str  # "deployment" | "service"
+    namespace: str
+    name: str
+    what: str
+
+
+def _image(deployment: dict[str, Any]) -> str:
+    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return ", ".join(str(c.get("image")) for c in containers)
+
+
+def _describe(kind: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+    if kind == "service":
+        return (f"selector {before.get('spec', {}).get('selector')} -> {after.get('spec', {}).get('selector')}")
+    said = []
+    if _image(before) != _image(after):
+        said.append(f"image {_image(before)} -> {_image(after)}")
+    for key in ("replicas", "paused"):
+        old, new = (before.get("spec") or {}).get(key), (after.get("spec") or {}).get(key)
+        if old != new:
+            said.append(f"{key} {old} -> {new}")
+    generation = f"generation {before['metadata'].get('generation')} -> {after['metadata'].get('generation')}"
+    return "; ".join([*said, generation]) if said else f"spec changed ({generation})"
+
+
+def _changed(kind: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    if kind == "service":
+        return (before.get("spec") or {}).get("selector") != (after.get("spec") or {}).get("selector")
+    return int(after["metadata"].get("generation") or 0) > int(before["metadata"].get("generation") or 0)
+
+
+@dataclass
+class LiveOnCall:
+    """Hands the on-call part of a scenario to the people and measures what they do."""
+
+    rehearsal: Any
+    give_up_s: float = field(default_factory=lambda: settings.get_float("live-give-up"))
+    hint_after_s: float = field(default_factory=lambda: settings.get_float("live-hint-after"))
+    changes: list[Change] = field(default_factory=list)
+    _known: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    _informers: list[Any] = field(default_factory=list)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+    _handed_over: bool = False
+
+    # -- from the bad deploy on -----------------------------------------------------------------
+    def watch(self) -> None:
+        """Start watching every namespace of the project's services (call right after the bad deploy:
+        what is there now is the baseline, so gameday's own change is never taken for the people's)."""
+        if self._informers:
+            return
+        from kubernetes import client
+
+        from gameday.cluster.kubelet_watch import Informer, wait_all_synced
+
+        api = self.rehearsal.cluster.api_client()
+        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        for namespace in sorted({s.namespace for s in self.rehearsal.project.services.values()}):
+            for kind, list_fn in (("deployment", apps.list_namespaced_deployment),
+                                  ("service", core.list_namespaced_service)):
+                handler = functools.partial(self._on_event, kind, namespace)
+                self._informers.append(Informer(f"live-{kind}s-{namespace}", functools.partial(list_fn, namespace),
+                                                handler).start())
+        if not wait_all_synced(self._informers, 30):
+            raise RehearsalFailed("live mode could not list the service's Deployments and Services within 30 s",
+                                  fix="check that the cluster's API server answers")
+
+    def _on_event(self, kind: str, namespace: str, event: str, obj: dict[str, Any]) -> None:
+        at = time.time()
+        key = (kind, namespace, obj["metadata"]["name"])
+        with self._lock:
+            before = self._known.get(key)
+            self._known[key] = obj
+            if event == "MODIFIED" and before is not None and _changed(kind, before, obj):
+                self.changes.append(Change(at, kind, namespace, key[2], _describe(kind, before, obj)))
+                self._lock.notify_all()
+
+    def stop(self) -> None:
+        for informer in self._informers:
+            informer.stop()
+        self._informers = []
+
+    # -- where the scenario has the on-call act -------------------------------------------------
+    def take_over(self, scripted: str) -> None:
+        """The first on-call step waits for the people; later ones are theirs too (not run)."""
+        journal = self.rehearsal.journal
+        if self._handed_over:
+            if journal is not None:
+                journal.event("live", f"left to the people: {scripted}")
+            return
+        self._handed_over = True
+        first = self._wait_for_people(scripted)
+        timeline = self.rehearsal.timeline
+        timeline.marks["acted"] = first.at
+        timeline.decided_by = ("the people on call (live): the alarm to their first change to the cluster, "
+                               "stamped when the API server's watch reported it")
+        for change in self.changes:
+            if change.kind == "deployment":
+                self.rehearsal.acted_on(change.namespace, change.name)
+        if journal is not None:
+            for change in self.changes:
+                journal.event("live-action", f"the people changed {change.kind}/{change.name}: {change.what}",
+                              at=change.at, namespace=change.namespace)
+
+    def _wait_for_people(self, scripted: str) -> Change:
+        r = self.rehearsal
+        t0 = r.timeline.marks.get("t0", time.time())
+        names = ", ".join(f"deployment/{s.deployment} in namespace {s.namespace}"
+                          for s in r.project.services.values())
+        dashboard = _Dashboard(r)
+        dashboard.say(f"LIVE: the incident is yours. export KUBECONFIG={r.cluster.kubeconfig}  ({names}). "
+                      f"gameday will not act; roll back however your runbook says. Giving up after "
+                      f"{self.give_up_s:g} s.")
+        deadline = time.monotonic() + self.give_up_s
+        hinted = False
+        with dashboard:
+            while True:
+                with self._lock:
+                    if self.changes:
+                        first = self.changes[0]
+                        break
+                    self._lock.wait(0.2)
+                    if self.changes:
+                        first = self.changes[0]
+                        break
+                raise_if_a_part_died("the people on call to act")
+                elapsed = time.time() - t0
+                if not hinted and elapsed >= self.hint_after_s:
+                    hinted = True
+                    dashboard.say(f"HINT: the scenario's scripted answer is: {scripted}")
+                    if r.journal is not None:
+                        r.journal.event("live-hint", f"hint given after {elapsed:.0f} s: {scripted}")
+                if time.monotonic() >= deadline:
+                    raise RehearsalFailed(f"nobody rolled back within {self.give_up_s:g} s of being handed the "
+                                          "incident (live game day)",
+                                          fix="act sooner, or raise GAMEDAY_LIVE_GIVE_UP")
+                dashboard.refresh(elapsed)
+        dashboard.say(f"ACTED at T+{first.at - t0:.2f} s: {first.kind}/{first.name}: {first.what}")
+        return first
+
+
+class _Dashboard:
+    """Golden signals, the alarm and the elapsed time while the people work (rich Live on a
+    terminal; otherwise a plain line every 5 s)."""
+
+    def __init__(self, rehearsal: Any) -> None:
+        from rich.console import Console
+
+        from gameday.console import live_console
+
+        self.r = rehearsal
+        self.console = live_console or Console(file=sys.__stdout__, soft_wrap=True, highlight=False)
+        self.live: Any = None
+        self._last_line = 0.0
+
+    def __enter__(self) -> _Dashboard:
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._panel(0.0), console=self.console, refresh_per_second=2, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def say(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False)
+        with contextlib.suppress(Exception):
+            self.console.file.flush()
+
+    def _status(self, elapsed: float) -> str:
+        marks = self.r.timeline.marks
+        alarm = (f"alarm fired at T+{marks['detected'] - marks['t0']:.1f} s" if "detected" in marks and "t0" in marks
+                 else "alarm not fired")
+        signals = self.r.load.signals(10).summary() if self.r.load is not None else "no traffic"
+        return f"T+{elapsed:.0f} s · {alarm} · last 10 s: {signals}"
+
+    def _panel(self, elapsed: float) -> Any:
+        from rich.panel import Panel
+
+        return Panel(self._status(elapsed), title="live game day: waiting for the people on call")
+
+    def refresh(self, elapsed: float) -> None:
+        if self.live is not None:
+            self.live.update(self._panel(elapsed))
+        elif time.monotonic() - self._last_line >= 5:
+            self._last_line = time.monotonic()
+            self.say(self._status(elapsed))

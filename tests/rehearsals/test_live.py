@@ -1,0 +1,135 @@
+"""`gameday run --live`: the people on call roll back, gameday watches and measures.
+
+A scripted "person" reads the hand-over line gameday prints, waits a random moment, and rolls
+back by a method it does not announce (kubectl rollout undo, kubectl set image, a JSON patch
+of the container image), noting when its command was sent and when it returned.  The run's
+"acted" moment, and so its decide and act phases, must match the person's within 0.5 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gameday.cluster import build
+from gameday.report.figures import events_of, scenario_measurements
+
+SCENARIO = """
+  Scenario: {name}
+    When release "2.0.0-errors" is rolled out
+    Then the alarm for an error rate above 5% for 2 seconds fires within 60 seconds
+    When the on-call engineer undoes the rollout of deployment "demo"
+    Then all traffic is served by release "1.0.0" again within 60 seconds
+    And deployment "demo" runs release "1.0.0"
+    And time to rollback meets the runbook's targets:
+      | phase | target |
+      | total | 240 s  |
+"""
+FEATURE = """Feature: a live game day
+  Background:
+    Given the service "demo" runs release "1.0.0" with 2 replicas
+    And steady traffic from 4 users
+"""
+HANDOVER = re.compile(r"export KUBECONFIG=(\S+)\s+\(deployment/(\S+) in namespace (\S+)\)")
+METHODS = ("undo", "set-image", "json-patch")
+
+
+@pytest.fixture(autouse=True)
+def _binaries() -> None:
+    if not build.is_built():
+        pytest.skip(f"Kubernetes binaries not built in {build.bin_dir()}: run `python -m gameday.cluster.build`")
+
+
+def live_run(tmp_path: Path, feature: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    (tmp_path / "live.feature").write_text(feature)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gameday.cli", "run", "--live", "live.feature", "--reports", str(tmp_path / "reports"),
+         "--run-id", "live"], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, bufsize=1, env={**os.environ, **env})
+
+
+def roll_back(method: str, kubeconfig: str, deployment: str, namespace: str) -> tuple[float, float]:
+    """What the person types; returns (sent, returned) epoch seconds."""
+    kubectl = ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace]
+    image = subprocess.run([*kubectl, "get", f"deployment/{deployment}", "-o",
+                            "jsonpath={.spec.template.spec.containers[0].image}"],
+                           capture_output=True, text=True, check=True, timeout=30).stdout
+    stable = image.rsplit(":", 1)[0] + ":1.0.0"
+    command = {
+        "undo": ["rollout", "undo", f"deployment/{deployment}"],
+        "set-image": ["set", "image", f"deployment/{deployment}", f"*={stable}"],
+        "json-patch": ["patch", f"deployment/{deployment}", "--type=json", "-p",
+                       json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
+                                    "value": stable}])],
+    }[method]
+    sent = time.time()
+    subprocess.run([*kubectl, *command], capture_output=True, text=True, check=True, timeout=30)
+    return sent, time.time()
+
+
+def test_the_people_roll_back_their_own_way_and_decide_and_act_are_measured_from_what_they_did(tmp_path):
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    methods = rng.sample(METHODS, 2)
+    run = live_run(tmp_path, FEATURE + SCENARIO.format(name="first") + SCENARIO.format(name="second"),
+                   {"GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"})
+    acted: list[tuple[str, float, float]] = []
+    output: list[str] = []
+
+    def person() -> None:
+        assert run.stdout is not None
+        for line in run.stdout:
+            output.append(line)
+            found = HANDOVER.search(line)
+            if found:
+                time.sleep(rng.uniform(0.3, 3.0))  # a random moment after the hand-over
+                method = methods[len(acted)]
+                acted.append((method, *roll_back(method, *found.groups())))
+
+    reader = threading.Thread(target=person, daemon=True)
+    reader.start()
+    code = run.wait(timeout=400)
+    reader.join(timeout=30)
+    said = f"seed {seed}, methods {methods}:\n" + "".join(output[-40:])
+    assert code == 0, said
+    journal = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())
+    assert [s["status"] for s in journal["scenarios"]] == ["passed", "passed"], said
+    assert len(acted) == 2, said
+    for scenario, (method, sent, returned) in zip(journal["scenarios"], acted, strict=True):
+        [signals] = [e["data"] for e in events_of(scenario, "signals")]
+        origin, marks = signals["origin"], signals["marks"]
+        measured_acted = origin + marks["acted"]
+        # the API accepted the change between sending and the command's return; the watch told us then
+        assert sent - 0.05 <= measured_acted <= returned + 0.5, (method, sent, returned, measured_acted, said)
+        measured = {m["name"]: m for m in scenario_measurements(scenario)}
+        figures = {name: m["value"] for name, m in measured.items()}
+        truth_decide = returned - (origin + marks["detected"])
+        truth_act = (origin + marks["done"]) - returned
+        print(f"{method:10} decide {figures['time to decide']:.3f} s (person {truth_decide:.3f} s)  "
+              f"act {figures['time to act']:.3f} s (person {truth_act:.3f} s)  command took {returned - sent:.3f} s")
+        assert abs(figures["time to decide"] - truth_decide) <= 0.5, (method, figures, truth_decide)
+        assert abs(figures["time to act"] - truth_act) <= 0.5, (method, figures, truth_act)
+        assert "people on call" in measured["time to decide"]["detail"]
+        actions = events_of(scenario, "live-action")
+        assert actions and "image gameday/demo:2.0.0-errors -> gameday/demo:1.0.0" in actions[0]["message"], actions
+    kubectl_events = [e for s in journal["scenarios"] for e in events_of(s, "kubectl") if "rollout undo" in e["message"]]
+    assert kubectl_events == [], "gameday acted itself in a live game day"
+
+
+def test_nobody_acting_fails_the_scenario_at_the_give_up_bound_after_a_hint(tmp_path):
+    run = live_run(tmp_path, FEATURE + SCENARIO.format(name="nobody comes"),
+                   {"GAMEDAY_LIVE_HINT_AFTER": "0", "GAMEDAY_LIVE_GIVE_UP": "4"})
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 1, out
+    assert "HINT: the scenario's scripted answer is: undo demo" in out, out
+    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    assert scenario["status"] == "failed" and "nobody rolled back within 4 s" in scenario["error"], scenario["error"]
