@@ -205,6 +205,10 @@ Feature: a harness part dies
     Given a cluster running web
     When etcd is killed
     Then web scales to 2 replicas
+
+  Scenario: one that needs the cluster after it
+    Given a cluster running web
+    Then web scales to 2 replicas
 """
 
 
@@ -218,8 +222,12 @@ def test_etcd_killed_mid_rollout_is_an_error_naming_etcd_not_a_failed_rollback(b
         cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=dict(os.environ))
     took = time.monotonic() - began
     journal = json.loads((tmp_path / "reports" / "r1" / "journal.json").read_text())
-    (scenario,) = journal["scenarios"]
+    (scenario,) = journal["scenarios"]  # the run stopped cleanly: the cluster every scenario needs is broken
     assert scenario["status"] == "error", scenario
     assert "harness part died during this step: etcd (pid" in scenario["error"], scenario["error"]
     assert result.returncode == 2, result.stdout + result.stderr
+    [stopped] = [e for e in journal["run"]["events"] if e["kind"] == "run-stopped"]
+    assert stopped["message"].startswith("stopped after this scenario: etcd (pid"), stopped
+    assert "the scenarios after it were not run" in result.stdout
+    assert "run stopped after this scenario: etcd" in (tmp_path / "reports" / "r1" / "summary.md").read_text()
     assert took < 120, f"the run took {took:.0f}s: the rollout wait went on after etcd died"

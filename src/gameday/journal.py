@@ -289,6 +289,12 @@ class Journal:
             elif scenario.status == Status.PASSED:
                 scenario.status, scenario.error = Status.INTERRUPTED, message
 
+    def stop_early(self, reason: str) -> None:
+        """The run stops after the current scenario (a harness part every scenario needs died):
+        said once, on the run's own record, so every report can say why scenarios are missing."""
+        if not any(e.kind == "run-stopped" for e in self.loose.events):
+            self.loose.events.append(Event(kind="run-stopped", message=reason, data={}))
+
     def finish(self, status: Status | None = None) -> None:
         if status is None and self.interrupted_by is not None:
             status = Status.INTERRUPTED

@@ -123,6 +123,11 @@ def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario
             journal.event("harness-part-died", gone)
         open_step.finish(Status.ERROR, f"harness part died during this step: {'; '.join(died)} "
                                        f"(so: {_one_line(exception)})")
+        shared = [gone for gone in died if gone.shared]
+        if shared:  # the cluster or moto every later scenario stands on is gone: stop cleanly, say why
+            reason = f"stopped after this scenario: {'; '.join(shared)}; the scenarios after it were not run"
+            journal.stop_early(reason)
+            request.session.shouldstop = reason
         return
     open_step.finish(*_scenario_status(exception))
 
@@ -189,7 +194,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     journal = config.stash.get(_JOURNAL_KEY, None)
     if journal is None or not journal.scenarios or config.getoption("--gameday-no-reports"):
         return
-    status = Status.INTERRUPTED if exitstatus == pytest.ExitCode.INTERRUPTED else None
+    # pytest says INTERRUPTED also when a dead harness part stopped the run on purpose (shouldstop)
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and not any(
+        e.kind == "run-stopped" for e in journal.loose.events)
+    status = Status.INTERRUPTED if interrupted else None
     for scenario in journal.scenarios:
         if scenario.end is None:
             scenario.finish(Status.INTERRUPTED, "run interrupted")

@@ -285,31 +285,43 @@ class ThreadPart:
         return None if self.thread.is_alive() else 0
 
 
-class _Part:
-    def __init__(self, name: str, handle: Any, ends_after: float | None) -> None:
-        self.name, self.handle, self.ends_after = name, handle, ends_after
+class Death(str):
+    """What :func:`dead_parts` says of one part ("etcd (pid 123) was killed by SIGKILL"); ``shared``:
+    the part serves every scenario (the cluster, moto), so the scenarios after it cannot run."""
 
-    def death(self) -> str | None:
+    shared: bool = False
+
+
+class _Part:
+    def __init__(self, name: str, handle: Any, ends_after: float | None, shared: bool) -> None:
+        self.name, self.handle, self.ends_after, self.shared = name, handle, ends_after, shared
+
+    def death(self) -> Death | None:
         code = self.handle.poll()
         if code is None:
             return None
         if self.ends_after is not None and time.monotonic() >= self.ends_after:
             return None  # its own end (locust's --run-time): expected, not a death
         if isinstance(self.handle, ThreadPart):
-            return f"{self.name} stopped (its thread {self.handle.thread.name!r} ended)"
-        how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
-        return f"{self.name} (pid {self.handle.pid}) {how}"
+            said = Death(f"{self.name} stopped (its thread {self.handle.thread.name!r} ended)")
+        else:
+            how = f"was killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+            said = Death(f"{self.name} (pid {self.handle.pid}) {how}")
+        said.shared = self.shared
+        return said
 
 
 _PARTS: dict[int, _Part] = {}
 _PARTS_LOCK = threading.Lock()
 
 
-def watch_part(name: str, handle: subprocess.Popen[Any] | ThreadPart, *, ends_after: float | None = None) -> None:
+def watch_part(name: str, handle: subprocess.Popen[Any] | ThreadPart, *, ends_after: float | None = None,
+               shared: bool = False) -> None:
     """Watch ``handle`` as the harness part ``name`` (etcd, kube-apiserver, postgres, moto, locust,
-    a kubelet's loop).  ``ends_after`` (monotonic): from then on, its exit is its own planned end."""
+    a kubelet's loop).  ``ends_after`` (monotonic): from then on, its exit is its own planned end.
+    ``shared``: it serves the whole run (the cluster, moto), not one scenario."""
     with _PARTS_LOCK:
-        _PARTS[handle.pid] = _Part(name, handle, ends_after)
+        _PARTS[handle.pid] = _Part(name, handle, ends_after, shared)
 
 
 def forget_part(handle: subprocess.Popen[Any] | ThreadPart | None) -> None:
@@ -319,7 +331,7 @@ def forget_part(handle: subprocess.Popen[Any] | ThreadPart | None) -> None:
             _PARTS.pop(handle.pid, None)
 
 
-def parts_down() -> list[str]:
+def parts_down() -> list[Death]:
     """Harness parts dead right now (without taking them off the watch: see :func:`dead_parts`)."""
     with _PARTS_LOCK:
         return [gone for part in _PARTS.values() if (gone := part.death()) is not None]
@@ -333,11 +345,11 @@ def raise_if_a_part_died(waiting_for: str) -> None:
                               fix="a harness part died: the rehearsed system was not judged; see the part's log")
 
 
-def dead_parts() -> list[str]:
+def dead_parts() -> list[Death]:
     """Harness parts that exited without being stopped, each said once: "etcd (pid 123) was killed
     by SIGKILL".  A step that fails while one of these is dead failed because the harness could
     not do its job (an ERROR naming the part), not because the rehearsed system misbehaved."""
-    found = []
+    found: list[Death] = []
     with _PARTS_LOCK:
         for key, part in list(_PARTS.items()):
             gone = part.death()
@@ -463,6 +475,7 @@ def spawn(
     grace: float = 10.0,
     die_with_harness: bool = False,
     part: str | None = None,
+    shared: bool = False,
     **kwargs: Any,
 ) -> subprocess.Popen[Any]:
     """Start a process in its own group, registered for cleanup.
@@ -470,12 +483,12 @@ def spawn(
     ``die_with_harness``: the kernel kills it if this process dies without cleaning up
     (SIGKILL, a crash), via :func:`die_with_parent` on a thread that lasts as long as
     this process (see :func:`on_lasting_thread`).  ``part``: a harness part whose death
-    is reported by :func:`dead_parts` (see :func:`watch_part`).
+    is reported by :func:`dead_parts` (see :func:`watch_part`; ``shared``: it serves the whole run).
     """
     if die_with_harness:
         if "preexec_fn" in kwargs:
             raise TypeError("spawn(): give die_with_harness or preexec_fn, not both")
-        return on_lasting_thread(lambda: spawn(argv, log=log, env=env, cwd=cwd, grace=grace, part=part,
+        return on_lasting_thread(lambda: spawn(argv, log=log, env=env, cwd=cwd, grace=grace, part=part, shared=shared,
                                                preexec_fn=die_with_parent, **kwargs))
     out: Any = subprocess.DEVNULL
     if log is not None:
@@ -494,7 +507,7 @@ def spawn(
     if log is not None:
         out.close()
     if part is not None:
-        watch_part(part, proc)
+        watch_part(part, proc, shared=shared)
     on_cleanup(lambda: stop_process(proc, grace=grace))
     return proc
 

@@ -80,5 +80,6 @@ class _Interrupts:
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # any phase: a fixture's setup, collection, between tests; before the reports are written
-        if isinstance(excinfo.value, KeyboardInterrupt):
+        # pytest's own Interrupted (a KeyboardInterrupt too) is a stop the run asked for, not a signal
+        if isinstance(excinfo.value, KeyboardInterrupt) and not isinstance(excinfo.value, pytest.Session.Interrupted):
             self._interrupt(excinfo.value)

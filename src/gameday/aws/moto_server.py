@@ -70,7 +70,7 @@ class MotoServer(Provider):
             argv.append("--no-tasks")
         env = {**os.environ, **self.env(), "PYTHONPATH": _pythonpath()}
         self._proc = spawn(argv, log=self.log_path, env=env, grace=20.0, die_with_harness=True,
-                           part="moto (the AWS API)")
+                           part="moto (the AWS API)", shared=True)
         wait_until(self._ready, timeout=self.start_timeout, interval=0.1, what=f"moto server on port {self.port}",
                    logs=lambda: tail(self.log_path))
         return self

@@ -266,7 +266,7 @@ class ControlPlane(Provider):
     def _spawn(self, component: Component, lay: Layout) -> subprocess.Popen[Any]:
         argv = [str(self.bin_dir / component.binary), *component.flags(lay)]
         return spawn(argv, log=lay.log(component.name), grace=10.0, die_with_harness=True,
-                     part=component.name)
+                     part=component.name, shared=True)
 
     def _wait_ready(self, component: Component, probe: Probe, proc: subprocess.Popen[Any], log: Path) -> None:
         def check() -> bool:

@@ -158,7 +158,7 @@ class ProcessKubelet(Provider):
         loops = [self._node_agent.thread, self._pods.thread]
         self._parts = [ThreadPart(thread) for thread in loops if thread is not None]
         for part in self._parts:
-            watch_part(f"process kubelet ({', '.join(self.nodes)})", part)
+            watch_part(f"process kubelet ({', '.join(self.nodes)})", part, shared=True)
         return self
 
     def crash(self) -> None:

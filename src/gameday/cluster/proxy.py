@@ -111,7 +111,7 @@ class ServiceProxy(Provider):
         self._thread = threading.Thread(target=self._loop.run_forever, name="service-proxy", daemon=True)
         self._thread.start()
         self._part = ThreadPart(self._thread)
-        watch_part("service proxy", self._part)  # if its loop ends, waits on traffic are told so at once
+        watch_part("service proxy", self._part, shared=True)  # if its loop ends, waits on traffic are told so at once
         asyncio.run_coroutine_threadsafe(self._sweep_forever(), self._loop)
         return self._loop
 

@@ -23,6 +23,7 @@ _TEMPLATE = """\
 {{ counts.passed }} passed, {{ counts.failed }} failed, {{ counts.error }} errors
 {%- if counts.interrupted %}, {{ counts.interrupted }} interrupted{% endif %}
 {%- if j.get("interrupted_by") %} · stopped by {{ j.interrupted_by }}{% endif %}
+{%- for e in (j.get("run") or {}).get("events", []) if e.kind == "run-stopped" %} · run {{ e.message }}{% endfor %}
 
 | Scenario | Verdict | Duration | Key figures |
 |---|---|---|---|
