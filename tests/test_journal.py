@@ -1,8 +1,24 @@
 from __future__ import annotations
 
 import json
+import typing
 
-from gameday.journal import Fidelity, Journal, Status, load, redact
+import pytest
+
+from gameday.errors import ConfigError
+from gameday.journal import (
+    ActivityRecord,
+    EventRecord,
+    Fidelity,
+    Journal,
+    JournalRecord,
+    MeasurementRecord,
+    ScenarioRecord,
+    Status,
+    StepRecord,
+    load,
+    redact,
+)
 from gameday.report import write_reports
 
 
@@ -97,3 +113,48 @@ def test_scenario_end_actions_run_once_and_never_change_the_verdict():
     journal.scenario_ending()
     assert seen == ["recorded"]
     assert [e.kind for e in journal.current_scenario.events] == ["journal-error"]
+
+
+def _declared(record: type) -> set[str]:
+    return set(typing.get_type_hints(record))
+
+
+def test_every_key_the_writer_puts_in_a_journal_is_declared_by_the_typed_read_side(tmp_path):
+    """The read side (JournalRecord and its parts) stays in step with Journal.to_dict: a key
+    written but not declared would reach the reports untyped."""
+    journal = Journal(run_id="r1", environment={"machine": {"cores": 2}})
+    journal.begin_scenario("s", feature="f", tags=["@t"], test_id="x::s")
+    journal.measure("m0", 1.0, "s")
+    journal.event("e0", "on the scenario")
+    step = journal.begin_step("When", "it runs")
+    journal.measure("m1", 2.0, "s", target=3.0)
+    journal.event("e1", "on the step", n=1)
+    step.finish(Status.PASSED)
+    journal.current_scenario.finish(Status.PASSED)
+    journal.finish()
+    data = json.loads(journal.write(tmp_path).read_text())
+    [scenario] = data["scenarios"]
+    [step_data] = scenario["steps"]
+    assert set(data) <= _declared(JournalRecord), set(data) - _declared(JournalRecord)
+    assert set(data["run"]) - {"duration_s"} <= _declared(ActivityRecord)
+    assert set(scenario) <= _declared(ScenarioRecord), set(scenario) - _declared(ScenarioRecord)
+    assert set(step_data) <= _declared(StepRecord), set(step_data) - _declared(StepRecord)
+    assert set(step_data["measurements"][0]) <= _declared(MeasurementRecord)
+    assert set(step_data["events"][0]) <= _declared(EventRecord)
+    loaded = load(tmp_path / "journal.json")
+    assert loaded["scenarios"][0]["steps"][0]["measurements"][0]["target"] == 3.0
+
+
+def test_the_typed_read_side_keeps_newer_keys_and_refuses_what_is_not_what_it_says(tmp_path):
+    journal = Journal(run_id="r2")
+    journal.finish()
+    path = journal.write(tmp_path)
+    data = json.loads(path.read_text())
+    data["added_by_a_newer_gameday"] = {"x": 1}
+    path.write_text(json.dumps(data))
+    assert load(path)["added_by_a_newer_gameday"] == {"x": 1}  # type: ignore[typeddict-item]
+    data["scenarios"] = [{"name": "s", "status": "passed", "duration_s": True, "measurements": [], "events": [],
+                          "steps": []}]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"scenarios\[0\]\.duration_s is bool, not"):
+        load(path)

@@ -125,25 +125,31 @@ def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_
 
 @cli.command()
 @click.option("--reports", type=click.Path(path_type=Path), default=None,
-              help="the reports folder whose history.sqlite to read (default: $GAMEDAY_REPORTS or ./reports)")
-@click.option("--last", type=click.IntRange(1, 100), default=5, show_default=True, help="runs per scenario")
+              help="the reports folder whose history.sqlite to read (default: $GAMEDAY_REPORTS or ./reports; "
+                   "GAMEDAY_HISTORY names another file or a postgresql:// store)")
+@click.option("--last", type=click.IntRange(1, 100), default=None,
+              help="runs per scenario  [default: 5 in the table, 20 in --html]")
 @click.option("-k", "select", default=None, help="only scenarios whose name contains this text")
-def history(reports: Path | None, last: int, select: str | None) -> None:
+@click.option("--html", "html", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="also write the trend page (a plot and the values per scenario, as each run's trend.html) to FILE")
+def history(reports: Path | None, last: int | None, select: str | None, html: Path | None) -> None:
     """Each scenario's last runs: verdict, duration and every time measured, with the trend."""
     from rich.table import Table
 
     from gameday.history import History
-    from gameday.paths import reports_folder
+    from gameday.paths import file_in_the_way, reports_folder
     from gameday.runner import history_path
 
-    path = history_path(reports_folder(reports))
-    if not path.is_file():
-        raise ConfigError(f"no game-day history at {path}", fix="run `gameday run` first (each run is kept there)")
-    store = History.open(path)
-    for scenario in store.scenarios():
-        if select and select.lower() not in scenario.lower():
-            continue
-        runs = store.scenario_runs(scenario, last=last)
+    if html is not None:  # before anything is read: the page must have a place
+        blocking = file_in_the_way(html)
+        if html.is_dir() or blocking is not None or not html.absolute().parent.is_dir():
+            why = (f"{blocking} is a file, not a folder" if blocking is not None
+                   else "is a folder" if html.is_dir() else f"folder {html.absolute().parent} does not exist")
+            raise ConfigError(f"--html {html}: {why}", fix="name a file in an existing folder")
+    store = History.open(history_path(reports_folder(reports)), create=False)
+    scenarios = [s for s in store.scenarios() if not select or select.lower() in s.lower()]
+    for scenario in scenarios:
+        runs = store.scenario_runs(scenario, last=last or 5)
         figures = sorted({name for r in runs for name in r.figures})
         table = Table(title=scenario, title_justify="left")
         for column in ("run", "verdict", "time", *figures):
@@ -155,6 +161,11 @@ def history(reports: Path | None, last: int, select: str | None) -> None:
             trend = [_trend(runs[0].figures.get(f), runs[-1].figures.get(f)) for f in figures]
             table.add_row("trend", "", "", *trend)
         console.print(table)
+    if html is not None:
+        from gameday.report.trend import DEFAULT_LAST, write_trend
+
+        console.print(f"trend: {write_trend(store, html, scenarios=scenarios, last=last or DEFAULT_LAST)}",
+                      highlight=False)
 
 
 def _trend(first: float | None, last: float | None) -> str:

@@ -17,7 +17,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Required
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 
 class Status(StrEnum):
@@ -316,7 +319,7 @@ class Journal:
     def to_dict(self) -> dict[str, Any]:
         return _redact_tree(
             {
-                "schema": "gameday.journal/1",
+                "schema": SCHEMA,
                 "run_id": self.run_id,
                 "start": self.start,
                 "end": self.end,
@@ -342,11 +345,78 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read a journal written by :meth:`Journal.write`.
+# -- the read side: what a journal.json holds, typed and checked when it is read ---------------
+SCHEMA = "gameday.journal/1"
+_READ = ConfigDict(extra="allow", strict=True)  # newer keys are kept; nothing is coerced
+
+
+@with_config(_READ)
+class MeasurementRecord(TypedDict, total=False):
+    name: Required[str]
+    value: Required[float]
+    unit: str
+    fidelity: str  # "real" | "simulated"
+    target: float | None
+    bound: str  # "max" | "min"
+    passed: bool | None
+    at: str
+    detail: str
+
+
+@with_config(_READ)
+class EventRecord(TypedDict, total=False):
+    kind: Required[str]
+    message: str
+    at: str
+    data: dict[str, Any]
+
+
+@with_config(_READ)
+class ActivityRecord(TypedDict, total=False):
+    name: Required[str]
+    status: Required[str]
+    measurements: Required[list[MeasurementRecord]]
+    events: Required[list[EventRecord]]
+    start: str
+    end: str | None
+    error: str | None
+
+
+@with_config(_READ)
+class StepRecord(ActivityRecord, total=False):
+    keyword: str
+    duration_s: float | None
+
+
+@with_config(_READ)
+class ScenarioRecord(ActivityRecord, total=False):
+    duration_s: Required[float | None]
+    steps: Required[list[StepRecord]]
+    feature: str
+    tags: list[str]
+    test_id: str
+
+
+@with_config(_READ)
+class JournalRecord(TypedDict, total=False):
+    schema: Required[str]
+    run_id: Required[str]
+    status: Required[str]
+    start: Required[str]
+    scenarios: Required[list[ScenarioRecord]]
+    end: str | None
+    interrupted_by: str | None
+    environment: dict[str, Any]
+    run: ActivityRecord
+
+
+def load(path: Path) -> JournalRecord:
+    """Read a journal written by :meth:`Journal.write`, checked against :class:`JournalRecord`.
 
     Anything else (a missing, empty, truncated or corrupt file, JSON that is not a gameday
     journal or lacks what the reports render) is bad input: a ConfigError naming the file."""
+    from pydantic import TypeAdapter, ValidationError
+
     from gameday.errors import ConfigError
 
     fix = "pass the reports/<run-id>/ folder of a finished run (its journal.json is written by gameday)"
@@ -365,38 +435,31 @@ def load(path: Path) -> dict[str, Any]:
                           "it may be truncated", fix=fix) from None
     except RecursionError:
         raise ConfigError(f"{path} is nested too deeply to be a gameday journal", fix=fix) from None
-    if not isinstance(data, dict) or data.get("schema") != "gameday.journal/1":
-        raise ConfigError(f"{path} is not a gameday journal (no \"schema\": \"gameday.journal/1\")", fix=fix)
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ConfigError(f"{path} is not a gameday journal (no \"schema\": \"{SCHEMA}\")", fix=fix)
+    try:
+        return TypeAdapter(JournalRecord).validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path} is not a complete gameday journal: {_first_problem(data, exc)}", fix=fix) from None
 
-    def need(value: Any, where: str, key: str, kind: type | tuple[type, ...]) -> Any:
-        present = isinstance(value, dict) and key in value
-        found = value[key] if present else None
-        if not present or not isinstance(found, kind) or isinstance(found, bool):
-            wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise ConfigError(f"{path} is not a complete gameday journal: {where}{key} is "
-                              f"{type(found).__name__ if present else 'missing'}, not {wanted}", fix=fix)
-        return found
 
-    def activity(value: Any, where: str) -> None:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path} is not a complete gameday journal: {where.rstrip('.')} is not an object",
-                              fix=fix)
-        need(value, where, "name", str)
-        need(value, where, "status", str)
-        for index, measurement in enumerate(need(value, where, "measurements", list)):
-            need(measurement, f"{where}measurements[{index}].", "name", str)
-            need(measurement, f"{where}measurements[{index}].", "value", (int, float))
-        for index, event in enumerate(need(value, where, "events", list)):
-            need(event, f"{where}events[{index}].", "kind", str)
+_WANTED = {"float_type": "int or float", "int_type": "int", "string_type": "str", "list_type": "list",
+           "dict_type": "object", "bool_type": "bool", "typed_dict_type": "object", "model_type": "object"}
 
-    need(data, "", "run_id", str)
-    need(data, "", "status", str)
-    need(data, "", "start", str)
-    if "run" in data:
-        activity(data["run"], "run.")
-    for number, scenario in enumerate(need(data, "", "scenarios", list)):
-        activity(scenario, f"scenarios[{number}].")
-        need(scenario, f"scenarios[{number}].", "duration_s", (int, float, type(None)))
-        for index, step in enumerate(need(scenario, f"scenarios[{number}].", "steps", list)):
-            activity(step, f"scenarios[{number}].steps[{index}].")
-    return data
+
+def _first_problem(data: Any, exc: Any) -> str:
+    """pydantic's first error in our words: "scenarios[0].steps is missing", "...value is str, not int or float"."""
+    error = exc.errors()[0]
+    where, value = "", data
+    for key in error["loc"]:
+        inside = (isinstance(value, dict) and key in value) or (isinstance(value, list) and isinstance(key, int)
+                                                                 and 0 <= key < len(value))
+        if error["type"] == "missing" and not inside and isinstance(key, str):
+            return f"{where}{'.' if where else ''}{key} is missing"
+        if not inside:
+            break  # what is left names a member of a union, not a place in the file
+        where += f"[{key}]" if isinstance(key, int) else f"{'.' if where else ''}{key}"
+        value = value[key]
+    wanted = _WANTED.get(error["type"], error["msg"])
+    found = "an object" if isinstance(value, dict) else type(value).__name__
+    return f"{where or 'the journal'} is {found}, not {wanted}"

@@ -22,7 +22,7 @@ from rich.console import Console
 from gameday import console as gameday_console
 from gameday import features as feature_files
 from gameday import lifecycle, project
-from gameday.journal import Status, load, new_run_id
+from gameday.journal import JournalRecord, Status, load, new_run_id
 from gameday.providers import choose
 from gameday.rehearsals.preflight import Preflight
 from gameday.report.figures import verdict_mark
@@ -161,15 +161,18 @@ def run_features(
     return RunResult(code, report_dir)
 
 
-def history_path(reports: Path) -> Path:
+def history_path(reports: Path) -> Any:
+    """Where runs are kept: GAMEDAY_HISTORY (a file, or a PostgreSQL server: a gameday.history.PostgresLocation,
+    which prints without its password), else <reports>/history.sqlite."""
     from gameday import settings
+    from gameday.history import location
 
     named = settings.get("history")
-    return Path(named) if named else reports / "history.sqlite"
+    return location(named) if named else reports / "history.sqlite"
 
 
-def _keep_history(journal: dict[str, Any], reports: Path, console: Console) -> list[Any]:
-    """Record the run and say which figures regressed against the last runs."""
+def _keep_history(journal: JournalRecord, reports: Path, console: Console) -> list[Any]:
+    """Record the run, say which figures regressed against the last runs, and write the run's trend.html."""
     from gameday.history import History
 
     store = History.open(history_path(reports))
@@ -177,6 +180,17 @@ def _keep_history(journal: dict[str, Any], reports: Path, console: Console) -> l
     store.record(journal)
     for regression in regressions:
         console.print(f"[yellow]regression:[/yellow] {regression.line()}", highlight=False)
+    report_dir = reports / journal["run_id"]
+    if report_dir.is_dir():
+        from gameday.report.trend import write_trend
+
+        try:
+            page = write_trend(store, report_dir / "trend.html", current=journal["run_id"],
+                               scenarios=[s["name"] for s in journal["scenarios"]])
+        except Exception as exc:  # noqa: BLE001 - the run is recorded; a page that cannot be drawn changes no verdict
+            console.print(f"[yellow]trend.html not written:[/yellow] {type(exc).__name__}: {exc}", highlight=False)
+        else:
+            console.print(f"trend: {page}", highlight=False)
     return regressions
 
 
@@ -195,7 +209,7 @@ def _newest_report(reports: Path, run_id: str) -> Path | None:
     return candidate if (candidate / "journal.json").exists() else None
 
 
-def _exit_code(journal: dict[str, Any]) -> int:
+def _exit_code(journal: JournalRecord) -> int:
     statuses = {s["status"] for s in journal["scenarios"]}
     if journal["status"] == Status.INTERRUPTED.value or Status.INTERRUPTED.value in statuses:
         # 130 for Ctrl-C, 143 for SIGTERM: what a shell reports for a process the signal ended
@@ -208,7 +222,7 @@ def _exit_code(journal: dict[str, Any]) -> int:
     return EXIT_PASSED
 
 
-def print_summary(journal: dict[str, Any], console: Console) -> None:
+def print_summary(journal: JournalRecord, console: Console) -> None:
     from rich.table import Table
 
     from gameday.report.figures import headline
@@ -226,3 +240,6 @@ def print_summary(journal: dict[str, Any], console: Console) -> None:
         if s.get("error"):
             table.add_row("", "", "", f"[{colour}]{s['error']}[/{colour}]")
     console.print(table)
+    for event in journal["run"]["events"] if "run" in journal else []:
+        if event["kind"] == "run-stopped":
+            console.print(f"[yellow]run {event['message']}[/yellow]", highlight=False)

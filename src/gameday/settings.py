@@ -24,8 +24,9 @@ from gameday.errors import ConfigError
 #   existing-folder, existing-file, existing-path        must exist as set
 #   files     existing files separated by os.pathsep     user  an OS user
 #   dsn       a PostgreSQL connection string             region  an AWS region name
+#   file-or-dsn  a file path, or a postgresql:// URL (the history store)
 KINDS = ("text", "int", "number", "choice", "flag", "folder", "existing-folder", "existing-file", "existing-path",
-         "files", "user", "dsn", "region")
+         "files", "user", "dsn", "region", "file-or-dsn")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
@@ -70,6 +71,7 @@ class Setting:
             "user": "the name of an existing OS user",
             "dsn": "a PostgreSQL connection string (postgresql://user@host:5432/db or 'host=... dbname=...')",
             "region": "an AWS region name such as us-east-1",
+            "file-or-dsn": "a file path, or a PostgreSQL URL postgresql://user@host:5432/db",
         }.get(self.kind, "any text")
 
     def check(self, value: str) -> str:
@@ -77,7 +79,7 @@ class Setting:
         problem = self._problem(value)
         if problem is None:
             return value
-        shown = value if self.kind != "dsn" else _redacted_dsn(value)
+        shown = value if self.kind not in ("dsn", "file-or-dsn") else _redacted_dsn(value)
         raise ConfigError(f"{self.env}={shown}: {problem}",
                           fix=self.fix or f"set it to {self.accepts()}, or unset it for the default ({self.default!r})")
 
@@ -158,6 +160,18 @@ def _dsn(text: str) -> str | None:
     return None
 
 
+def _file_or_dsn(text: str) -> str | None:
+    """A postgresql:// URL that parses, or anything else but another scheme's URL or a key=value string
+    (the file itself is checked where it is used: History.check)."""
+    if text.startswith(("postgresql://", "postgres://")):
+        return _dsn(text)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        return "not a file path or a postgresql:// URL"
+    if re.match(r"^\w+\s*=", text):
+        return "a key=value connection string: give the store as a postgresql:// URL"
+    return None
+
+
 def _redacted_dsn(text: str) -> str:
     from gameday.database.dsn import redact_dsn
 
@@ -169,7 +183,8 @@ def _region(text: str) -> str | None:
 
 
 _PATH_CHECKS = {"folder": _folder, "existing-folder": _existing_folder, "existing-file": _existing_file,
-                "existing-path": _existing_path, "files": _files, "user": _user, "dsn": _dsn, "region": _region}
+                "existing-path": _existing_path, "files": _files, "user": _user, "dsn": _dsn, "region": _region,
+                "file-or-dsn": _file_or_dsn}
 
 
 def _cache_home() -> str:
@@ -186,8 +201,11 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
         Setting("reports", "reports", "directory that receives reports/<run-id>/", kind="folder"),
-        Setting("history", "", "game-day history store, a SQLite file (default: <reports>/history.sqlite)",
-                kind="text"),
+        Setting("history", "", "game-day history store: a SQLite file, or a PostgreSQL URL "
+                "(postgresql://user@host/db; the password may come from PGPASSWORD) that CI runners share "
+                "(default: <reports>/history.sqlite)", kind="file-or-dsn",
+                fix="set it to a file path or a postgresql://user@host:5432/db URL, or unset it for "
+                    "<reports>/history.sqlite"),
         Setting("cache", str(Path(_cache_home()) / "gameday"), "cache for built binaries (Kubernetes, etcd)",
                 kind="existing-folder",
                 fix="create it (mkdir -p) or unset GAMEDAY_CACHE for the default; an empty cache means building "

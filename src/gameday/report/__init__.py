@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from gameday.journal import Journal
+from gameday.journal import Journal, JournalRecord
 from gameday.report.html import render_html
 from gameday.report.incident import render_incident
 from gameday.report.junit import render_junit
@@ -19,14 +18,14 @@ def write_reports(journal: Journal, out: Path) -> Path:
     return out
 
 
-def render_all(data: dict[str, Any], out: Path) -> None:
+def render_all(data: JournalRecord, out: Path) -> None:
     (out / "junit.xml").write_text(render_junit(data))
     (out / "summary.md").write_text(render_summary(data))
     (out / "report.html").write_text(render_html(data))
     (out / "incident.md").write_text(render_incident(data))
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> JournalRecord:
     from gameday.journal import load
 
     return load(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gameday.journal import EventRecord, MeasurementRecord, ScenarioRecord
+
 _MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "interrupted": "⏹", "skipped": "⏭", "running": "…"}
 
 
@@ -11,14 +13,14 @@ def verdict_mark(status: str) -> str:
     return _MARKS.get(status, "?")
 
 
-def fmt_measurement(m: dict[str, Any]) -> str:
+def fmt_measurement(m: MeasurementRecord) -> str:
     value = m["value"]
     text = f"{value:.2f}" if isinstance(value, float) and not float(value).is_integer() else f"{value:g}"
     suffix = " (simulated)" if m["fidelity"] == "simulated" else ""
     return f"{text} {m['unit']}{suffix}"
 
 
-def scenario_measurements(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+def scenario_measurements(scenario: ScenarioRecord) -> list[MeasurementRecord]:
     """A journal scenario's own measurements, then its steps' in order."""
     found = list(scenario["measurements"])
     for step in scenario["steps"]:
@@ -26,7 +28,7 @@ def scenario_measurements(scenario: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def headline(scenario: dict[str, Any], limit: int = 3) -> str:
+def headline(scenario: ScenarioRecord, limit: int = 3) -> str:
     """The scenario's key figures: those with targets first (missed ones first of all)."""
     found = scenario_measurements(scenario)
     targeted = [m for m in found if m["target"] is not None]
@@ -42,7 +44,7 @@ def headline(scenario: dict[str, Any], limit: int = 3) -> str:
     return "; ".join(parts) or "—"
 
 
-def events_of(scenario: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+def events_of(scenario: ScenarioRecord, kind: str) -> list[EventRecord]:
     """Every event of ``kind`` in a scenario, its own and its steps'."""
     found = [e for e in scenario.get("events", []) if e["kind"] == kind]
     for step in scenario.get("steps", []):
@@ -50,12 +52,12 @@ def events_of(scenario: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return found
 
 
-def runbook_steps(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+def runbook_steps(scenario: ScenarioRecord) -> list[dict[str, Any]]:
     """The runbook view of a scenario: each runbook step run in it (line, status, time, output)."""
     return [e["data"] for e in events_of(scenario, "runbook-step")]
 
 
-def drift(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+def drift(scenario: ScenarioRecord) -> list[dict[str, Any]]:
     """Drift and other findings of a runbook run in the scenario, by line."""
     return sorted((e["data"] for e in events_of(scenario, "drift") + events_of(scenario, "finding")),
                   key=lambda d: (not d.get("drift", True), d.get("line", 0)))

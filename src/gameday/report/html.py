@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 
+from gameday.journal import JournalRecord, ScenarioRecord
 from gameday.report.figures import drift, fmt_measurement, runbook_steps, scenario_measurements, verdict_mark
 
 _MARK_LABELS = {"t0": "bad deploy", "detected": "alarm", "acted": "rollback issued", "done": "rollout complete",
@@ -64,7 +65,7 @@ svg{max-width:100%;height:auto}
 """
 
 
-def render_html(journal: dict[str, Any]) -> str:
+def render_html(journal: JournalRecord) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     plots = [timeline_svg(s) for s in journal["scenarios"]]
     return env.from_string(_TEMPLATE).render(j=journal, plots=plots, mark=verdict_mark, fmt=fmt_measurement,
@@ -72,7 +73,7 @@ def render_html(journal: dict[str, Any]) -> str:
                                              runbook_steps=runbook_steps, drift=drift)
 
 
-def _signals(scenario: dict[str, Any]) -> dict[str, Any] | None:
+def _signals(scenario: ScenarioRecord) -> dict[str, Any] | None:
     for step in scenario["steps"]:
         for event in step["events"]:
             if event["kind"] == "signals":
@@ -83,7 +84,7 @@ def _signals(scenario: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def timeline_svg(scenario: dict[str, Any]) -> str | None:
+def timeline_svg(scenario: ScenarioRecord) -> str | None:
     """An SVG of error rate and stable-release share per second, or None without signals."""
     data = _signals(scenario)
     if not data or not data.get("series"):

@@ -14,7 +14,15 @@ from typing import Any
 
 import jinja2
 
-from gameday.journal import parse_time, redact
+from gameday.journal import (
+    EventRecord,
+    JournalRecord,
+    MeasurementRecord,
+    ScenarioRecord,
+    StepRecord,
+    parse_time,
+    redact,
+)
 from gameday.report.figures import (
     drift,
     events_of,
@@ -102,7 +110,7 @@ not measured: the scenario recorded no time to rollback
 """
 
 
-def render_incident(journal: dict[str, Any]) -> str:
+def render_incident(journal: JournalRecord) -> str:
     env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined, finalize=lambda v: md_cell(redact(str(v))))
     return env.from_string(_TEMPLATE).render(
@@ -110,7 +118,7 @@ def render_incident(journal: dict[str, Any]) -> str:
         incidents=[incident(s) for s in journal["scenarios"]], fmt=fmt_measurement, against=_against)
 
 
-def incident(s: dict[str, Any]) -> dict[str, Any]:
+def incident(s: ScenarioRecord) -> dict[str, Any]:
     """What the record says about one scenario (a rehearsed incident)."""
     steps = s["steps"]
     fault, fault_event = next(((st, e) for st in steps for e in st["events"] if e["kind"] in FAULTS), (None, None))
@@ -153,7 +161,7 @@ def incident(s: dict[str, Any]) -> dict[str, Any]:
             "sign_off": _sign_off(s, rollback, _validation(steps, at_mark.get("recovered"), action))}
 
 
-def _step_rows(st: dict[str, Any]) -> list[tuple[datetime, str]]:
+def _step_rows(st: StepRecord) -> list[tuple[datetime, str]]:
     """A step's part of the timeline: what it ran, what it measured, and how it ended if not well."""
     shown = [e for e in st["events"] if e["kind"] not in QUIET and e["data"].get("during") != "teardown"]
     rows = [(_finished(st, e, shown[i + 1:]), _event_text(e)) for i, e in enumerate(shown)]
@@ -166,7 +174,7 @@ def _step_rows(st: dict[str, Any]) -> list[tuple[datetime, str]]:
     return rows
 
 
-def _sign_off(s: dict[str, Any], rollback: dict[str, Any] | None, validation: tuple[str, bool]) -> list[tuple[bool, str]]:
+def _sign_off(s: ScenarioRecord, rollback: MeasurementRecord | None, validation: tuple[str, bool]) -> list[tuple[bool, str]]:
     """The checklist: ticked where what was measured is fine; the people's name and date left blank."""
     if s["status"] != "passed":
         success = f"**no** ({NOT_DONE.get(s['status'], s['status'])})"
@@ -187,7 +195,7 @@ def _sign_off(s: dict[str, Any], rollback: dict[str, Any] | None, validation: tu
             (False, "Signed off by: ____________________ Date: ____________")]
 
 
-def _validation(steps: list[dict[str, Any]], recovered: datetime | None, action: dict[str, Any] | None) -> tuple[str, bool]:
+def _validation(steps: list[StepRecord], recovered: datetime | None, action: StepRecord | None) -> tuple[str, bool]:
     """How long the rollback was checked after it was done, and whether every check held."""
     after = recovered or (parse_time(action["end"]) if action and action["end"] else None)
     checks = [st for st in steps if after and parse_time(st["start"]) >= after] if recovered \
@@ -200,7 +208,7 @@ def _validation(steps: list[dict[str, Any]], recovered: datetime | None, action:
             f"{held} of {len(checks)} checks passed"), held == len(checks)
 
 
-def _impact(s: dict[str, Any], signals: dict[str, Any] | None) -> list[str]:
+def _impact(s: ScenarioRecord, signals: dict[str, Any] | None) -> list[str]:
     """Failed requests from the bad deploy to recovery (or the end of traffic), from the signals' intervals."""
     series = (signals or {}).get("series") or []
     if not series:
@@ -218,7 +226,7 @@ def _impact(s: dict[str, Any], signals: dict[str, Any] | None) -> list[str]:
             f"worst interval: {100 * max((p['error_rate'] or 0 for p in window), default=0):.0f} % of requests failed"]
 
 
-def _finished(step: dict[str, Any], event: dict[str, Any], after: list[dict[str, Any]]) -> datetime:
+def _finished(step: StepRecord, event: EventRecord, after: list[EventRecord]) -> datetime:
     """When an event's action finished.  A runbook's steps are journaled once its section is done (or
     its check is): each finished at that moment or its step's end, less the steps run after it."""
     if event["kind"] != "runbook-step":
@@ -228,7 +236,7 @@ def _finished(step: dict[str, Any], event: dict[str, Any], after: list[dict[str,
     return done - timedelta(seconds=later)
 
 
-def _event_text(e: dict[str, Any]) -> str:
+def _event_text(e: EventRecord) -> str:
     data = e["data"]
     if e["kind"] == "kubectl":
         text = _code(e["message"]) + (f" (exit code {data['exit_code']})" if data.get("exit_code") else "")
@@ -243,13 +251,13 @@ def _event_text(e: dict[str, Any]) -> str:
     return text + (" *(simulated)*" if data.get("fidelity") == "simulated" else "")
 
 
-def _against(m: dict[str, Any]) -> str:
+def _against(m: MeasurementRecord) -> str:
     if m["target"] is None:
         return "no target"
     return f"{'≤' if m['bound'] == 'max' else '≥'} {m['target']:g} {m['unit']}: {'met' if m['passed'] else 'MISSED'}"
 
 
-def _step(step: dict[str, Any]) -> str:
+def _step(step: StepRecord) -> str:
     return f"{step['keyword']} {step['name']}"
 
 

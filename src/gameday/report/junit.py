@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
 
+from gameday.journal import JournalRecord
 from gameday.report.figures import scenario_measurements
 
 
-def render_junit(journal: dict[str, Any]) -> str:
+def render_junit(journal: JournalRecord) -> str:
     scenarios = journal["scenarios"]
     suite = ET.Element(
         "testsuite",

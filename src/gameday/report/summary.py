@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jinja2
 
+from gameday.journal import JournalRecord
 from gameday.report.figures import (
     drift,
     fmt_measurement,
@@ -82,7 +81,7 @@ Runbook findings:
 """
 
 
-def render_summary(journal: dict[str, Any]) -> str:
+def render_summary(journal: JournalRecord) -> str:
     env = jinja2.Environment(autoescape=False, trim_blocks=False, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
     scenarios = journal["scenarios"]
