@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -116,7 +117,7 @@ class Backend:
     ``hang_up_once``: the next request that arrives on an already used connection is read, then
     the connection is closed unanswered (the backend closed it just as the proxy sent)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, nagle: bool = False) -> None:
         self.name = name
         self.accepted = 0
         self.open: set[socket.socket] = set()
@@ -127,7 +128,7 @@ class Backend:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
+            disable_nagle_algorithm = not nagle  # nagle: writes head and body as Python's default does
             served = 0
 
             def setup(self) -> None:
@@ -402,3 +403,24 @@ def test_the_pool_keeps_few_idle_connections_and_not_for_long(backends: dict[str
     # the server side counts a connection once its thread runs: wait for all 4 + 1 + 1 of them
     wait_until(lambda: (a.accepted, b.accepted) == (5, 1) and a.open_count() + b.open_count() == 0,
                timeout=5, interval=0.01, what="every connection accepted and closed")
+
+
+def test_a_pooled_connection_adds_no_delayed_ack_stall_to_a_backend_that_keeps_nagle(proxy: ServiceProxy) -> None:
+    """A stdlib server without TCP_NODELAY writes head and body apart; on a reused connection the
+    body waits for the proxy's (delayed) ACK of the head: ~40 ms per request unless the proxy ACKs
+    at once, as it would on a fresh connection."""
+    backend = Backend("slowack", nagle=True)
+    try:
+        proxy.serve(route((backend, 100)))
+        conn = http.client.HTTPConnection(*listener(proxy), timeout=10)
+        stalled = 0
+        for _ in range(40):
+            began = time.perf_counter()
+            status, _, _, _ = get(conn)
+            stalled += time.perf_counter() - began >= 0.035
+            assert status == 200
+        conn.close()
+        assert backend.accepted == 1  # the same pooled connection served them all
+        assert stalled < 10, f"{stalled} of 40 requests took >= 35 ms (the delayed-ACK stall)"
+    finally:
+        backend.stop()

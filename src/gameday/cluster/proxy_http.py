@@ -132,6 +132,21 @@ def set_nodelay(writer: asyncio.StreamWriter) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def quick_ack(writer: asyncio.StreamWriter) -> None:
+    """ACK the response's first segment at once (Linux TCP_QUICKACK, one-shot: set per request).
+
+    A backend that writes its response in pieces without TCP_NODELAY (Python's http.server
+    does) holds the second piece until the first is ACKed; a reused connection has left the
+    kernel's quick-ACK start, so the ACK would wait up to 40 ms (delayed ACK) and every
+    response would take ~44 ms.  A fresh connection would not have stalled: pooling must not
+    add latency the service does not have through a fresh connection either."""
+    sock = writer.get_extra_info("socket")
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if sock is not None and option is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
 def _readable(fd: int) -> bool:
     """Whether an idle connection has something to read (EOF, reset or bytes): it is no longer usable."""
     if fd < 0:
@@ -304,6 +319,7 @@ async def _send(upstream: Upstream, head: bytes, body: bytes | None, client_read
     else:
         writer.write(head + body if body else head)
     await writer.drain()
+    quick_ack(writer)
     return await _read_head(upstream.reader)
 
 

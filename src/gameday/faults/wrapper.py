@@ -30,7 +30,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from gameday.cluster.proxy_http import REQUEST_LINE, NotHTTP, _headers, _read_head, _relay_body, pipe
+from gameday.cluster.proxy_http import (
+    REQUEST_LINE,
+    NotHTTP,
+    _headers,
+    _read_head,
+    _relay_body,
+    pipe,
+    quick_ack,
+)
 from gameday.errors import ConfigError
 from gameday.faults import FaultSpec, parse_fault
 from gameday.lifecycle import die_with_parent, free_port
@@ -275,6 +283,7 @@ class Wrapper:
                 if has_body:
                     await _relay_body(reader, upstream.writer, headers, until_eof=False)
                 await upstream.writer.drain()
+                quick_ack(upstream.writer)  # a service keeping Nagle must not stall on a reused connection
                 return await _read_head(upstream.reader)
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 upstream.close()
