@@ -376,15 +376,8 @@ def wait_process(proc: subprocess.Popen[Any], timeout: float, *, what: str, inpu
             if time.monotonic() >= deadline:
                 raise
             if parts_down():
-                _kill_group(proc)
+                stop_process(proc, grace=0)
                 raise_if_a_part_died(what)
-
-
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        proc.communicate(timeout=5)
 
 
 def stop_process(proc: subprocess.Popen[Any], *, grace: float = 10.0) -> None:

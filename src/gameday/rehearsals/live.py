@@ -151,10 +151,7 @@ class LiveOnCall:
         with dashboard:
             while True:
                 with self._lock:
-                    if self.changes:
-                        first = self.changes[0]
-                        break
-                    self._lock.wait(0.2)
+                    self._lock.wait_for(lambda: bool(self.changes), timeout=0.2)
                     if self.changes:
                         first = self.changes[0]
                         break
