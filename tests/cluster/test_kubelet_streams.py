@@ -169,10 +169,11 @@ def test_exec_with_a_tty(cluster: LocalCluster, web: dict) -> None:
         os.close(fd)
 
 
-def _scan_for(marker: str) -> list[int]:
+def _scan_for(marker: str, *, but: int | None = None) -> list[int]:
+    """The processes whose argv holds ``marker``, ``but`` one (the kubectl client, whose argv holds it too)."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != but:
             with contextlib.suppress(OSError):
                 if marker.encode() in (entry / "cmdline").read_bytes():
                     pids.append(int(entry.name))
@@ -182,8 +183,9 @@ def _scan_for(marker: str) -> list[int]:
 def test_exec_command_dies_with_the_kubectl_session(cluster: LocalCluster, web: dict) -> None:
     marker = f"gameday-exec-{uuid.uuid4().hex[:8]}"
     with kubectl_process(cluster, "exec", web["pod"], "-n", web["ns"], "--", "sh", "-c",
-                         f"sleep 600; echo {marker}"):
-        wait_until(lambda: any(_scan_for(marker)), timeout=20, what="the exec'd command running")
+                         f"sleep 600; echo {marker}") as exec_proc:
+        # the command itself, not kubectl: stopping kubectl before its exec reached the kubelet proves nothing
+        wait_until(lambda: any(_scan_for(marker, but=exec_proc.pid)), timeout=20, what="the exec'd command running")
     wait_until(lambda: not _scan_for(marker), timeout=20, what="the exec'd command gone with kubectl")
 
 
@@ -239,11 +241,11 @@ def test_kubelet_stop_ends_open_sessions(cluster: LocalCluster, web: dict, tmp_p
                 port = _forwarded_port(forward)
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
                     assert resp.read() == b"v1\n"
-                wait_until(lambda: extra.endpoints()["stream_sessions"] == 2 and any(_scan_for(marker)),
+                wait_until(lambda: extra.endpoints()["stream_sessions"] == 2 and any(_scan_for(marker, but=exec_proc.pid)),
                            timeout=20, what="an open exec and port-forward session")
                 extra.stop()
                 # the exec'd command is gone (the kubectl client, whose argv holds the marker too, may still be exiting)
-                assert not [pid for pid in _scan_for(marker) if pid != exec_proc.pid]
+                assert not _scan_for(marker, but=exec_proc.pid)
                 exec_proc.wait(20)  # kubectl notices the kubelet went away
         leftover = [t.name for t in threading.enumerate() if t not in before and t.is_alive()
                     and t.name.startswith(("kubelet-", "exec-", "port-forward", "pod-", "log-", "Thread-"))]
