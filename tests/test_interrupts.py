@@ -264,3 +264,33 @@ def test_a_sigkilled_harness_takes_its_locust_down(where):
             harness.wait()
         if pid_alive(locust):
             os.kill(locust, signal.SIGKILL)
+
+
+# An interrupt that lands while a module is being imported may surface as another error: Python wraps
+# whatever a class body's __set_name__ raises (our handler's SystemExit or Interrupted) in a RuntimeError,
+# which the step-module loader reports as a module that does not import (exit 2).  The run must still
+# exit as interrupted, by that signal.
+SELF_SIGNAL = """\
+import os
+import signal
+
+
+class Field:
+    def __set_name__(self, owner, name):
+        os.kill(os.getpid(), signal.{name})
+
+
+class Model:
+    value = Field()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_interrupt_inside_an_import_is_an_interrupt_not_bad_input(tmp_path: Path, signum: signal.Signals):
+    (tmp_path / "selfsignal_steps.py").write_text(SELF_SIGNAL.format(name=signum.name))
+    (tmp_path / "f.feature").write_text('Feature: x\n  Scenario: y\n    Given scenario "y" works for 1 seconds\n')
+    done = subprocess.run([sys.executable, "-m", "gameday.cli", "run", "f.feature", "--steps",
+                           str(tmp_path / "selfsignal_steps.py"), "--reports", str(tmp_path / "r")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 128 + signum, done.stderr
+    assert f"interrupted by {signum.name}" in done.stderr and "does not import" not in done.stderr, done.stderr

@@ -36,7 +36,13 @@ from rich.text import Text
 from gameday import settings
 from gameday.console import console, err_console, print_error
 from gameday.errors import ConfigError, GameDayError
-from gameday.lifecycle import install_signal_handlers, sweep_stale_dirs
+from gameday.lifecycle import (
+    install_signal_handlers,
+    interrupt_signal,
+    received_signal,
+    signal_name,
+    sweep_stale_dirs,
+)
 
 # Sub-command groups live beside the code they drive; they load when first used, so
 # `gameday run` never pays for importing the cluster or AWS stacks.
@@ -120,7 +126,8 @@ def run(paths: tuple[Path, ...], reports: Path | None, run_id: str | None, step_
     result = run_features(paths, reports=reports, run_id=run_id,
                           step_modules=step_modules, config=config, select=select, console=console,
                           verbose=verbose, fail_on_regression=fail_on_regression)
-    sys.exit(result.exit_code)
+    signum = received_signal()
+    sys.exit(128 + signum if signum is not None and result.exit_code != 0 else result.exit_code)
 
 
 @cli.command()
@@ -281,20 +288,26 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, standalone_mode=False)
     except GameDayError as exc:
+        signum = received_signal()
+        if signum is not None:  # the error is what the interrupt cut short (e.g. an import), not bad input
+            err_console.print(f"interrupted by {signal_name(signum)}: everything gameday started has been stopped")
+            sys.exit(128 + signum)
         print_error(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("interrupted")
-        sys.exit(130)
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt (or our Interrupted) in a command
+        signum = interrupt_signal(exc.__context__)
+        err_console.print(f"interrupted by {signal_name(signum)}: everything gameday started has been stopped")
+        sys.exit(128 + signum)
     except click.ClickException as exc:
         # one line, like every other bad input: the message and where to read the command's options
         message = "; ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
         hint = f"see `{_command_path(getattr(exc, 'ctx', None), sys.argv[1:] if argv is None else argv)} --help`"
         err_console.print(Text.assemble(("error:", "red"), f" {message} ({hint})"), highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: everything gameday started has been stopped")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        signum = interrupt_signal(exc)
+        err_console.print(f"interrupted by {signal_name(signum)}: everything gameday started has been stopped")
+        sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

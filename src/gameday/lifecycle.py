@@ -92,6 +92,12 @@ def interrupt_signal(exc: BaseException | None = None) -> int:
     return _interrupted_by or signal.SIGINT
 
 
+def received_signal() -> int | None:
+    """The SIGINT/SIGTERM gameday's handler saw, if any: whatever error followed it is the interrupt's
+    doing (an import cut short, a wait stopped), so the exit code is the signal's, not the error's."""
+    return _interrupted_by
+
+
 @contextlib.contextmanager
 def run_in_progress() -> Iterator[None]:
     """While a run is in progress SIGTERM, like SIGINT, raises :class:`Interrupted`, which

@@ -135,7 +135,9 @@ def run_features(
             progress = _Progress(Console(file=real_stdout, soft_wrap=True, force_terminal=console.is_terminal))
             gameday_console.live_console = progress.console
             try:
-                code = pytest.main(args, plugins=[progress])
+                # from here SIGTERM, like Ctrl-C, interrupts pytest (never a SystemExit it calls an internal error)
+                with lifecycle.run_in_progress():
+                    code = pytest.main(args, plugins=[progress])
             finally:
                 gameday_console.live_console = None
     if progress.collect_errors:
