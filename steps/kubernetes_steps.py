@@ -11,7 +11,9 @@ from gameday.steps._words import step
 from pytest_bdd import given, then, when
 
 from gameday.load import ErrorRateAbove, LatencyAbove
+from gameday.rehearsals import criteria
 from gameday.rehearsals import kubernetes_checks as check
+from gameday.rehearsals.automatic import AutomaticRollback, action_from_text, rules_from_table
 from gameday.timeline import targets_from_table
 
 # What each argument names, so `gameday run` checks it against the project before anything starts.
@@ -40,6 +42,40 @@ def blue_green(kubernetes_rehearsal, blue, green, replicas, service):
     """Two tracks of the service's Deployment side by side; its Service selects blue.
     Example: Given blue runs release "1.4.2" and green runs release "1.5.0" with 2 replicas each, service "checkout-api" on blue"""
     kubernetes_rehearsal.deploy_blue_green(service, blue, green, replicas)
+
+
+@given(step('the service "{service}" runs release "{release}" with {replicas:d} replicas on a stable track behind '
+            'a virtual service'))
+def canary_route(kubernetes_rehearsal, service, release, replicas):
+    """The stable track, a Service per track, and an Istio VirtualService giving stable 100 % of the traffic.
+    Example: Given the service "checkout-api" runs release "1.4.2" with 3 replicas on a stable track behind a virtual service"""
+    kubernetes_rehearsal.deploy_canary_route(service, release, replicas)
+
+
+@given(step('feature flag "{flag}" of service "{service}" is on'))
+def flag_on(kubernetes_rehearsal, flag, service):
+    """A feature flag of the service, on (ConfigMap <service>-flags, one key per flag); a fault written
+    flag=NAME applies only while it is on.
+    Example: Given feature flag "new-pricing" of service "checkout-api" is on"""
+    kubernetes_rehearsal.set_flag(service, flag, True)
+
+
+@given(step('the service "{service}" rolls back automatically by {action} when one of these rules holds:'))
+def automatic_rollback(kubernetes_rehearsal, service, action, datatable):
+    """Declared rules (| rule | threshold | for |: error rate above N %, pNN latency above K × baseline or
+    N ms), watched from the bad deploy on; the first to hold takes the action (undoing the rollout,
+    switching back to the blue track, draining the canary, turning feature flag "NAME" off).
+    Example: Given the service "checkout-api" rolls back automatically by undoing the rollout when one of these rules holds:"""
+    kubernetes_rehearsal.service(service)
+    kubernetes_rehearsal.automatic = AutomaticRollback(rules_from_table(datatable), action_from_text(action))
+
+
+@given(step('the registry no longer has release "{release}"'))
+def pruned(kubernetes_rehearsal, release):
+    """The image of a release is pruned from the embedded cluster's registry: running pods keep it, a new
+    pull fails (ErrImagePull), so a rollback to it cannot complete.
+    Example: And the registry no longer has release "1.4.2\""""
+    kubernetes_rehearsal.prune_image(None, release)
 
 
 @given(step("steady traffic from {users:d} users"))
@@ -85,6 +121,13 @@ def bad_release_of(kubernetes_rehearsal, release, deployment):
     kubernetes_rehearsal.roll_out(release, deployment)
 
 
+@when(step('release "{release}" is rolled out one pod at a time, each watched for {seconds:Duration}'))
+def bad_release_paced(kubernetes_rehearsal, release, seconds):
+    """A slow rolling update (maxSurge 1, maxUnavailable 0, minReadySeconds S): it can be halted part way.
+    Example: When release "1.5.0-bad" is rolled out one pod at a time, each watched for 10 seconds"""
+    kubernetes_rehearsal.roll_out(release, pace=seconds)
+
+
 @when(step('release "{release}" of deployment "{deployment}" is rolled out with the fault "{fault}"'))
 def bad_release_with_fault(kubernetes_rehearsal, release, deployment, fault):
     """The bad deploy of a good build: the harness breaks this release's pods (error-rate=F,
@@ -98,6 +141,14 @@ def switch_service(kubernetes_rehearsal, service, track):
     """The blue-green cut-over (t0): the Service's selector moves to a track.
     Example: When service "checkout-api" is switched to green"""
     kubernetes_rehearsal.switch_service(service, track)
+
+
+@when(step('release "{release}" takes {percent:d}% of the traffic of service "{service}" as a canary of '
+           '{replicas:Replicas}'))
+def canary_release(kubernetes_rehearsal, release, percent, service, replicas):
+    """The bad deploy of a canary: its Deployment comes up, then the VirtualService gives it its share (t0).
+    Example: When release "1.5.0-bad" takes 20% of the traffic of service "checkout-api" as a canary of 1 replica"""
+    kubernetes_rehearsal.start_canary(service, release, percent, replicas)
 
 
 @then(step("the alarm for an error rate above {percent:g}% for {window:Duration} fires within {timeout:Duration}"))
@@ -116,6 +167,19 @@ def latency_alarm(kubernetes_rehearsal, p, factor, window, timeout):
 
 
 # -- the on-call's actions ------------------------------------------------------------------------------
+@then(step("the automatic rollback fires within {timeout:Duration}"))
+def automatic_fires(kubernetes_rehearsal, timeout):
+    """The declared rules are evaluated every 0.5 s from the bad deploy; the first to hold rolls back.
+    Example: Then the automatic rollback fires within 3 minutes"""
+    if kubernetes_rehearsal.automatic is None:
+        from gameday.errors import ConfigError
+
+        raise ConfigError("no automatic rollback was declared in this scenario",
+                          fix="add 'Given the service \"NAME\" rolls back automatically by ... when one of these "
+                              "rules holds:' with its table")
+    kubernetes_rehearsal.automatic.fire_within(kubernetes_rehearsal, timeout)
+
+
 @when(step('the on-call engineer runs "{command}"'))
 def on_call_runs(kubernetes_rehearsal, command):
     """A kubectl line from the runbook, on the rehearsal cluster; {revision} is the noted one.
@@ -193,12 +257,41 @@ def switch_back(kubernetes_rehearsal, service, track):
     kubernetes_rehearsal.switch_back(service, track)
 
 
+@when(step('the on-call engineer sets the canary weight of service "{service}" to {percent:d}%'))
+def canary_weight(kubernetes_rehearsal, service, percent):
+    """kubectl patch virtualservice: the canary gets N % of the traffic, the stable track the rest.
+    Example: When the on-call engineer sets the canary weight of service "checkout-api" to 0%"""
+    kubernetes_rehearsal.set_canary_weight(service, percent)
+
+
+@when(step('the on-call engineer deletes the canary deployment of service "{service}"'))
+def delete_canary(kubernetes_rehearsal, service):
+    """kubectl delete deployment <deployment>-canary.
+    Example: When the on-call engineer deletes the canary deployment of service "checkout-api\""""
+    kubernetes_rehearsal.delete_canary(service)
+
+
+@when(step('the on-call engineer turns feature flag "{flag}" of service "{service}" off'))
+def kill_switch(kubernetes_rehearsal, flag, service):
+    """The kill switch: kubectl patch configmap <service>-flags, the flag off; no redeploy.
+    Example: When the on-call engineer turns feature flag "new-pricing" of service "checkout-api" off"""
+    kubernetes_rehearsal.kill_switch(service, flag)
+
+
 # -- the checks ---------------------------------------------------------------------------------------------
 @then(step('the rollout of deployment "{deployment}" completes within {timeout:Duration}'))
 def rollout_completes(kubernetes_rehearsal, deployment, timeout):
     """kubectl rollout status --timeout; after the on-call acted, this ends the "act" phase.
     Example: Then the rollout of deployment "checkout-api" completes within 120 seconds"""
     kubernetes_rehearsal.rollout_completes(deployment, timeout)
+
+
+@then(step('the rollback of deployment "{deployment}" is seen to fail within {timeout:Duration}'))
+def rollback_fails(kubernetes_rehearsal, deployment, timeout):
+    """The rollback cannot complete (a pod stuck in ErrImagePull, ImagePullBackOff or CrashLoopBackOff, or
+    the progress deadline passed): how long until that was seen is measured; the escalation follows.
+    Example: Then the rollback of deployment "checkout-api" is seen to fail within 60 seconds"""
+    check.wait_rollback_stuck(kubernetes_rehearsal, deployment, timeout)
 
 
 @then(step('deployment "{deployment}" runs release "{release}"'))
@@ -222,11 +315,32 @@ def replicas_ready(kubernetes_rehearsal, deployment):
     check.require_ready(kubernetes_rehearsal, deployment)
 
 
+@then(step('deployment "{deployment}" has {replicas:Replicas} ready'))
+def has_replicas(kubernetes_rehearsal, deployment, replicas):
+    """Desired and ready replicas are exactly N (a manual scale, as the runbook says).
+    Example: Then deployment "checkout-api-green" has 0 replicas ready"""
+    check.require_replicas(kubernetes_rehearsal, deployment, replicas)
+
+
 @then(step('the pods of deployment "{deployment}" are Running with at most {restarts:d} restarts'))
 def pods_running(kubernetes_rehearsal, deployment, restarts):
     """Every pod of the current ReplicaSet is Running and restarted at most N times.
     Example: Then the pods of deployment "checkout-api" are Running with at most 0 restarts"""
     check.require_pods_running(kubernetes_rehearsal, deployment, restarts)
+
+
+@then(step('the rollout of deployment "{deployment}" is halted part way'))
+def halted(kubernetes_rehearsal, deployment):
+    """Paused, with some but not all pods on the new release (how many is measured).
+    Example: Then the rollout of deployment "checkout-api" is halted part way"""
+    check.require_halted(kubernetes_rehearsal, deployment)
+
+
+@then(step('no pod of deployment "{deployment}" runs release "{release}"'))
+def no_pod_of(kubernetes_rehearsal, deployment, release):
+    """No pod of any ReplicaSet of the Deployment runs the release (terminating ones count; 30 s to go).
+    Example: Then no pod of deployment "checkout-api" runs release "1.5.0-bad\""""
+    check.require_no_pod_of(kubernetes_rehearsal, deployment, release)
 
 
 @then(step('the {endpoint:w} endpoint of service "{service}" answers {status:d}'))
@@ -251,11 +365,39 @@ def service_selects(kubernetes_rehearsal, service, track):
     check.require_selector(kubernetes_rehearsal, service, track)
 
 
+@then(step('the canary of service "{service}" is drained'))
+def canary_drained(kubernetes_rehearsal, service):
+    """The VirtualService gives the canary 0 % and the stable track 100 %; the canary Deployment is gone.
+    Example: Then the canary of service "checkout-api" is drained"""
+    check.require_canary_drained(kubernetes_rehearsal, service)
+
+
 @then(step('all traffic is served by release "{release}" again within {timeout:Duration}'))
 def traffic_recovered(kubernetes_rehearsal, release, timeout):
     """Recovery: errors at most 1 % and every request served by the release, held 3 s.
     Example: Then all traffic is served by release "1.4.2" again within 60 seconds"""
     check.wait_recovered(kubernetes_rehearsal, release, timeout)
+
+
+@then(step("the error rate is back below {percent:g}% within {timeout:Duration}"))
+def errors_recovered(kubernetes_rehearsal, percent, timeout):
+    """Recovery without a revert (a kill switch): errors at most X %, held 3 s, whichever release serves.
+    Example: Then the error rate is back below 1% within 30 seconds"""
+    check.wait_errors_recovered(kubernetes_rehearsal, percent, timeout)
+
+
+@then(step("the error rate stays above {percent:g}% for {seconds:Duration}"))
+def errors_persist(kubernetes_rehearsal, percent, seconds):
+    """The on-call's last action did not help: errors above X % for S seconds after it (the runbook's next branch).
+    Example: Then the error rate stays above 5% for 10 seconds"""
+    check.errors_persist(kubernetes_rehearsal, percent, seconds)
+
+
+@then(step('deployment "{deployment}" was not redeployed'))
+def not_redeployed(kubernetes_rehearsal, deployment):
+    """Same generation, revision and ReplicaSet as when the kill switch was thrown.
+    Example: Then deployment "checkout-api" was not redeployed"""
+    check.require_not_redeployed(kubernetes_rehearsal, deployment)
 
 
 @then(step('the last {count:d} requests were served by release "{release}"'))
@@ -298,6 +440,14 @@ def error_rate_below(kubernetes_rehearsal, percent, seconds):
     """Error rate strictly under X % over the next S seconds (10 s allowed to settle).
     Example: Then the error rate stays below 0.1% for 30 seconds"""
     check.error_rate_stays_below(kubernetes_rehearsal, percent, seconds)
+
+
+@then(step("the runbook's success criteria hold for {seconds:Duration}:"))
+def success_criteria(kubernetes_rehearsal, seconds, datatable):
+    """A | criterion | bound | table (error rate | < 1 %, p99 latency | < 2000 ms, replicas | match,
+    restarts | 0): the traffic criteria held together for S seconds, then the cluster's; each measured.
+    Example: And the runbook's success criteria hold for 30 seconds:"""
+    criteria.hold(kubernetes_rehearsal, criteria.criteria_from_table(datatable), seconds)
 
 
 @then("time to rollback meets the runbook's targets:")

@@ -166,6 +166,20 @@ FEATURES = [
          files={"f.feature": feature(OK_STEP, "Then p99 latency stays below inf ms for 30 seconds")}),
     case("feature-negative-percent", "run", "f.feature", needle="percent -0.5",
          files={"f.feature": feature(OK_STEP, "Then the error rate stays below -0.5% for 30 seconds")}),
+    case("feature-canary-weight-over-100", "run", "f.feature", needle="percent 120",
+         files={"f.feature": feature(OK_STEP, 'When the on-call engineer sets the canary weight of service "demo" '
+                                              "to 120%")}),
+    case("automatic-rules-unknown", "run", "f.feature", needle="f.feature:4: the rules table, row 2: unknown rule 'cpu above'",
+         files={"f.feature": feature(OK_STEP, 'And the service "demo" rolls back automatically by undoing the rollout '
+                                              "when one of these rules holds:",
+                                     table="      | rule | threshold | for |\n      | cpu above | 90 % | 1 min |\n")}),
+    case("automatic-action-unknown", "run", "f.feature", needle="'paging someone' is not an action gameday knows",
+         files={"f.feature": feature(OK_STEP, 'And the service "demo" rolls back automatically by paging someone '
+                                              "when one of these rules holds:",
+                                     table="      | rule | threshold | for |\n      | error rate above | 5 % | 1 min |\n")}),
+    case("criteria-unknown", "run", "f.feature", needle="f.feature:4: the criteria table, row 2: 'cpu' with bound",
+         files={"f.feature": feature(OK_STEP, "Then the runbook's success criteria hold for 10 seconds:",
+                                     table="      | criterion | bound |\n      | cpu | < 90 % |\n")}),
     case("targets-header-only", "run", "f.feature", needle="the targets table has only its header",
          files={"f.feature": targets("| phase | target |")}),
     case("targets-nan", "run", "f.feature", needle="target 'nan s' for phase 'act'",

@@ -102,6 +102,18 @@ def test_blue_green_rendering_adds_the_track_everywhere(repo: Path):
     assert service["spec"]["selector"] == {"app": "cart", "track": "blue"}
 
 
+def test_canary_rendering_gives_each_track_a_service_and_splits_the_host_by_weight(repo: Path):
+    manifests = Manifests.load(project.load(start=repo).service("cart"))
+    canary = manifests.track_service("canary")
+    assert canary["metadata"] == {"name": "cart-svc-canary", "namespace": "shop"}
+    assert canary["spec"]["selector"] == {"app": "cart", "track": "canary"}
+    assert canary["spec"]["ports"] == next(d for d in manifests.docs if d["kind"] == "Service")["spec"]["ports"]
+    vs = manifests.virtual_service({"stable": 80, "canary": 20})
+    assert (vs["kind"], vs["metadata"]["name"], vs["spec"]["hosts"]) == ("VirtualService", "cart-svc", ["cart-svc"])
+    assert [(r["destination"]["host"], r["destination"]["port"]["number"], r["weight"])
+            for r in vs["spec"]["http"][0]["route"]] == [("cart-svc-stable", 8080, 80), ("cart-svc-canary", 8080, 20)]
+
+
 @pytest.mark.parametrize(("edit", "expected"), [
     (lambda t: t.replace("users: 3", "usres: 3"), "unknown key services.cart.load.usres (did you mean 'users'?"),
     (lambda t: t.replace("users: 3", "users: many"), "services.cart.load.users: Input should be a valid integer"),

@@ -171,7 +171,7 @@ def validate(paths: Iterable[str | Path], extra_step_modules: Iterable[str] = ()
     module declares in its ``NAMES`` (e.g. ``{"release": "release"}``) with the value given.
 
     What a step's own words carry is checked here too: numbers are finite and not negative
-    ("-5 orders"), a step that reads a table or a text block has one, and a targets table
+    ("-5 orders"), a percent is at most 100, a step that reads a table or a text block has one, and a targets table
     (one its step reads with :func:`gameday.timeline.targets_from_table`) has a
     ``| phase | target |`` header, at least one row and positive durations."""
     files = feature_files(paths)
@@ -224,6 +224,9 @@ def _check_words(step: Any, match: StepDefinition, arguments: dict[str, Any], wh
         if value < 0:
             raise ConfigError(f"{where}: {name} {value:g} in {said} is negative",
                               fix=f"write a {name} of 0 or more")
+        if name == "percent" and value > 100:
+            raise ConfigError(f"{where}: percent {value:g} in {said} is more than all of it",
+                              fix="write a percent from 0 to 100")
     parameters = _parameters(match.func)
     if "datatable" in parameters and step.datatable is None:
         raise ConfigError(f"{where}: {said} needs a table under it", fix=f"add its table (see `gameday steps`: {match.example or match.text})")
@@ -231,6 +234,22 @@ def _check_words(step: Any, match: StepDefinition, arguments: dict[str, Any], wh
         raise ConfigError(f'{where}: {said} needs a text block (""") under it', fix="add the text block")
     if step.datatable is not None and _reads_targets(match.func):
         _check_targets([[str(cell) for cell in row] for row in step.datatable.raw()], where)
+    if step.datatable is not None and _reads(match.func, "rules_from_table"):
+        from gameday.rehearsals.automatic import rules_from_table
+
+        rules_from_table([[str(cell) for cell in row] for row in step.datatable.raw()], f"{where}: the rules table")
+    if step.datatable is not None and _reads(match.func, "criteria_from_table"):
+        from gameday.rehearsals.criteria import criteria_from_table
+
+        criteria_from_table([[str(cell) for cell in row] for row in step.datatable.raw()],
+                            f"{where}: the criteria table")
+    if _reads(match.func, "action_from_text") and "action" in arguments:
+        from gameday.rehearsals.automatic import action_from_text
+
+        try:
+            action_from_text(str(arguments["action"]))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}", fix=exc.fix) from None
 
 
 def _parameters(func: Any) -> set[str]:
@@ -241,8 +260,13 @@ def _parameters(func: Any) -> set[str]:
 
 
 def _reads_targets(func: Any) -> bool:
+    return _reads(func, "targets_from_table")
+
+
+def _reads(func: Any, name: str) -> bool:
+    """The step's function calls ``name`` (so its words or table can be checked with it beforehand)."""
     code = getattr(inspect.unwrap(func), "__code__", None)
-    return code is not None and "targets_from_table" in code.co_names
+    return code is not None and name in code.co_names
 
 
 def _check_targets(rows: list[list[str]], where: str) -> None:

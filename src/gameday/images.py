@@ -74,6 +74,19 @@ def split_reference(image: str) -> tuple[str, str]:
 class ImageCatalog:
     def __init__(self) -> None:
         self._repos: dict[str, _Repository] = {}
+        self._pruned: set[tuple[str, str]] = set()  # (repository, tag) a rehearsal took out of the "registry"
+
+    def prune(self, image: str) -> None:
+        """Take one image out of the registry, as a retention policy would: pods already running keep it,
+        a new pull fails (ErrImagePull).  ``unprune`` puts it back."""
+        repo_name, tag = split_reference(image)
+        repo = self._find_repository(repo_name)
+        self._pruned.add((repo.name if repo else repo_name, tag))
+
+    def unprune(self, image: str) -> None:
+        repo_name, tag = split_reference(image)
+        repo = self._find_repository(repo_name)
+        self._pruned.discard((repo.name if repo else repo_name, tag))
 
     @classmethod
     def load(cls, *paths: Path) -> ImageCatalog:
@@ -138,11 +151,12 @@ class ImageCatalog:
     def tags(self, repository: str) -> list[str]:
         return sorted(self._repos[repository].tags)
 
-    def resolve(self, image: str) -> ImageSpec:
+    def resolve(self, image: str, *, pruned_too: bool = False) -> ImageSpec:
         """Map an image reference to the command that stands in for it.
 
         Raises ImageNotFound when neither the repository nor the tag is known, just as
-        a registry would refuse to serve the image.
+        a registry would refuse to serve the image, and for an image a rehearsal pruned
+        (unless ``pruned_too``: it is known, only not served).
         """
         repo_name, tag = split_reference(image)
         repo = self._find_repository(repo_name)
@@ -150,6 +164,8 @@ class ImageCatalog:
             raise ImageNotFound(f"repository {repo_name} not in the image catalog")
         if repo.tags and tag not in repo.tags:
             raise ImageNotFound(f"{repo.name}:{tag} not found (known tags: {', '.join(sorted(repo.tags))})")
+        if (repo.name, tag) in self._pruned and not pruned_too:
+            raise ImageNotFound(f"{repo.name}:{tag} not found: pruned from the registry (a rehearsal fault)")
         spec = repo.tags.get(tag, {})
         env = {**repo.env, **{k: str(v) for k, v in (spec.get("env") or {}).items()}}
         argv = [part.replace("{python}", sys.executable).replace("{tag}", tag).replace("{dir}", repo.directory)

@@ -203,6 +203,32 @@ class Manifests:
             if container.get("name") == self.container and release is not None:
                 container["image"] = self.image(release)
 
+    def track_service(self, track: str) -> Doc:
+        """The service's Service for one track only, named ``<service>-<track>`` (a canary's destinations)."""
+        svc = copy.deepcopy(self._find(list(self.docs), "Service", self.service.service_name, self.service.source,
+                                       "service.name"))
+        meta = svc["metadata"]
+        meta["name"] = self.track_service_name(track)
+        meta["namespace"] = self.service.namespace
+        for key in ("resourceVersion", "uid", "creationTimestamp"):
+            meta.pop(key, None)
+        spec = svc.setdefault("spec", {})
+        for key in ("clusterIP", "clusterIPs", "nodePort"):
+            spec.pop(key, None)
+        spec.setdefault("selector", {})[TRACK_LABEL] = track
+        return svc
+
+    def track_service_name(self, track: str) -> str:
+        return f"{self.service.service_name}-{track}"
+
+    def virtual_service(self, weights: dict[str, int]) -> Doc:
+        """An Istio VirtualService for the service's host, splitting its traffic between tracks by weight."""
+        route = [{"destination": {"host": self.track_service_name(track), "port": {"number": self.service_port}},
+                  "weight": weight} for track, weight in weights.items()]
+        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": self.service.service_name, "namespace": self.service.namespace},
+                "spec": {"hosts": [self.service.service_name], "http": [{"route": route}]}}
+
     def deployment_name(self, track: str | None = None) -> str:
         return f"{self.service.deployment}-{track}" if track else self.service.deployment
 

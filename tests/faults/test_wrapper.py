@@ -223,6 +223,28 @@ def test_error_rate_one_fails_every_request_but_the_probes(start) -> None:
     assert {running.get(conn, path)[0] for path in ("/ready", "/health", "/ready?verbose=1")} == {200}
 
 
+def test_a_fault_behind_a_flag_stops_when_the_flag_is_turned_off(start, tmp_path: Path) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    (flags / "new-pricing").write_text("on")
+    running = start("error-rate=1,flag=new-pricing", GAMEDAY_MOUNT_GAMEDAY_FLAGS=str(flags))
+    conn = running.connect()
+    assert [running.get(conn, "/version")[0] for _ in range(5)] == [500] * 5
+    (flags / ".new-pricing.tmp").write_text("off")  # as the kubelet rewrites a ConfigMap key: atomically
+    os.replace(flags / ".new-pricing.tmp", flags / "new-pricing")
+    assert [running.get(conn, "/version")[0] for _ in range(5)] == [200] * 5  # the next request already
+    (flags / "new-pricing").unlink()  # a flag nobody set is off
+    assert running.get(conn, "/version")[0] == 200
+    (flags / "new-pricing").write_text(" ON\n")
+    assert running.get(conn, "/version")[0] == 500
+
+
+def test_a_flagged_fault_without_the_flags_volume_stays_on_and_says_so(start) -> None:
+    running = start("error-rate=1,flag=new-pricing")
+    assert running.get(running.connect(), "/version")[0] == 500
+    assert "no gameday-flags volume" in running.output()
+
+
 def test_latency_is_added_to_requests_but_not_to_probes(start) -> None:
     running = start("latency-ms=200")
     conn = running.connect()
@@ -303,6 +325,7 @@ def test_a_bad_fault_on_the_command_line_exits_2_with_one_line() -> None:
 # -- parse_fault, describe, wrap_command -------------------------------------------------------------------
 def test_text_and_mapping_give_the_same_fault() -> None:
     text = parse_fault("error-rate=0.5, latency-ms=400,crash-on-start,never-ready", where="t")
+    assert parse_fault("error-rate=0.5,flag=new-pricing", where="t").describe() == "error-rate=0.5,flag=new-pricing"
     mapping = parse_fault({"error-rate": 0.5, "latency-ms": 400, "crash-on-start": True, "never-ready": True},
                           where="t")
     assert text == mapping == FaultSpec(error_rate=0.5, latency_ms=400, crash_on_start=True, never_ready=True)
@@ -337,6 +360,9 @@ def test_no_fault_is_falsy() -> None:
         ({"latency-ms": 400.5}, "latency-ms needs whole milliseconds"),
         ({"never-ready": "yes"}, "never-ready is a flag"),
         ({"bogus": 1}, "unknown fault 'bogus'"),
+        ("error-rate=0.5,flag", "flag needs the feature flag's name, e.g. flag=new-pricing (got no value)"),
+        ("error-rate=0.5,flag=new pricing", "flag needs the feature flag's name"),
+        ({"error-rate": 0.5, "flag": 3}, "flag needs the feature flag's name"),
         (["error-rate=0.5"], "must be text like 'error-rate=0.5' or a mapping, not list"),
     ],
 )
@@ -346,7 +372,7 @@ def test_bad_faults_are_config_errors_naming_where_and_the_item(value, words: st
         parse_fault(value, where=where)
     assert caught.value.message.startswith(f"{where} fault: ")
     assert words in caught.value.message
-    assert caught.value.fix == "use error-rate=F, latency-ms=N, crash-on-start, never-ready"
+    assert caught.value.fix == "use error-rate=F, latency-ms=N, crash-on-start, never-ready, flag=NAME"
 
 
 def test_wrap_command() -> None:
@@ -382,6 +408,23 @@ def test_the_catalog_carries_faults_and_resolves_dir(tmp_path: Path) -> None:
     assert not good.fault and good.env == {"APP_VERSION": "1.0.0"}
     assert catalog.resolve("shop/checkout-api:1.1.0-bad").fault == FaultSpec(error_rate=0.5)
     assert catalog.resolve("checkout-api:1.2.0-slow").fault == FaultSpec(latency_ms=400, never_ready=True)
+
+
+def test_a_pruned_image_is_not_served_but_still_known(tmp_path: Path) -> None:
+    from gameday.cluster.access import image_missing
+    from gameday.images import ImageNotFound
+
+    path = tmp_path / "images.yaml"
+    path.write_text(CATALOG)
+    catalog = ImageCatalog()
+    catalog.add_file(path)
+    catalog.prune("registry.local/shop/checkout-api:1.0.0")
+    with pytest.raises(ImageNotFound, match="pruned from the registry"):
+        catalog.resolve("shop/checkout-api:1.0.0")  # the kubelet's pull: ErrImagePull
+    assert catalog.resolve("shop/checkout-api:1.1.0-bad")  # other tags still served
+    assert image_missing(catalog, "shop/checkout-api:1.0.0") is None  # a feature may still name it
+    catalog.unprune("checkout-api:1.0.0")
+    assert catalog.resolve("shop/checkout-api:1.0.0").env == {"APP_VERSION": "1.0.0"}
 
 
 def test_a_bad_fault_in_a_catalog_file_names_file_entry_and_tag(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,23 @@ def live_run(tmp_path: Path, feature: str, env: dict[str, str]) -> subprocess.Po
         stderr=subprocess.STDOUT, text=True, bufsize=1, env={**os.environ, **env})
 
 
+def a_person(run: subprocess.Popen[str], act: Callable[[str, str, str], None]) -> tuple[threading.Thread, list[str]]:
+    """Reads the run's output; at each hand-over line calls ``act(kubeconfig, deployment, namespace)``."""
+    output: list[str] = []
+
+    def read() -> None:
+        assert run.stdout is not None
+        for line in run.stdout:
+            output.append(line)
+            found = HANDOVER.search(line)
+            if found:
+                act(*found.groups())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, output
+
+
 def roll_back(method: str, kubeconfig: str, deployment: str, namespace: str) -> tuple[float, float]:
     """What the person types; returns (sent, returned) epoch seconds."""
     kubectl = ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace]
@@ -83,20 +101,13 @@ def test_the_people_roll_back_their_own_way_and_decide_and_act_are_measured_from
     run = live_run(tmp_path, FEATURE + SCENARIO.format(name="first") + SCENARIO.format(name="second"),
                    {"GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"})
     acted: list[tuple[str, float, float]] = []
-    output: list[str] = []
 
-    def person() -> None:
-        assert run.stdout is not None
-        for line in run.stdout:
-            output.append(line)
-            found = HANDOVER.search(line)
-            if found:
-                time.sleep(rng.uniform(0.3, 3.0))  # a random moment after the hand-over
-                method = methods[len(acted)]
-                acted.append((method, *roll_back(method, *found.groups())))
+    def person(kubeconfig: str, deployment: str, namespace: str) -> None:
+        time.sleep(rng.uniform(0.3, 3.0))  # a random moment after the hand-over
+        method = methods[len(acted)]
+        acted.append((method, *roll_back(method, kubeconfig, deployment, namespace)))
 
-    reader = threading.Thread(target=person, daemon=True)
-    reader.start()
+    reader, output = a_person(run, person)
     code = run.wait(timeout=400)
     reader.join(timeout=30)
     said = f"seed {seed}, methods {methods}:\n" + "".join(output[-40:])
@@ -133,3 +144,61 @@ def test_nobody_acting_fails_the_scenario_at_the_give_up_bound_after_a_hint(tmp_
     assert "HINT: the scenario's scripted answer is: undo demo" in out, out
     [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
     assert scenario["status"] == "failed" and "nobody rolled back within 4 s" in scenario["error"], scenario["error"]
+
+
+def test_the_people_drain_a_canary_and_the_weight_change_is_their_action(tmp_path):
+    shipped = (Path(__file__).resolve().parents[2] / "features" / "kubernetes_canary.feature").read_text()
+    run = live_run(tmp_path, shipped, {"GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"})
+    acted: list[tuple[float, float]] = []
+
+    def person(kubeconfig: str, _deployment: str, namespace: str) -> None:
+        kubectl = ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace]
+        time.sleep(random.uniform(0.3, 2.0))
+        drain = [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100},
+                 {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 0}]
+        sent = time.time()
+        subprocess.run([*kubectl, "patch", "virtualservice/demo", "--type=json", "-p", json.dumps(drain)],
+                       capture_output=True, check=True, timeout=30)
+        acted.append((sent, time.time()))
+        subprocess.run([*kubectl, "delete", "deployment/demo-canary"], capture_output=True, check=True, timeout=30)
+
+    reader, output = a_person(run, person)
+    code = run.wait(timeout=400)
+    reader.join(timeout=30)
+    said = "".join(output[-40:])
+    assert code == 0, said
+    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    assert scenario["status"] == "passed", said
+    [(sent, returned)] = acted
+    [signals] = [e["data"] for e in events_of(scenario, "signals")]
+    assert sent - 0.05 <= signals["origin"] + signals["marks"]["acted"] <= returned + 0.5, (sent, returned, signals)
+    actions = [e["message"] for e in events_of(scenario, "live-action")]
+    assert actions and "demo-canary 20 -> demo-stable 100, demo-canary 0" in actions[0], actions
+    assert not [e for e in events_of(scenario, "kubectl") if "patch virtualservice" in e["message"]
+                and '"value": 0' in e["message"]], "gameday drained the canary itself in a live game day"
+
+
+def test_the_people_throw_the_kill_switch_and_the_flag_change_is_their_action(tmp_path):
+    shipped = (Path(__file__).resolve().parents[2] / "features" / "feature_flag_kill_switch.feature").read_text()
+    gated = shipped[:shipped.index("  Scenario: The flag does not gate")]
+    run = live_run(tmp_path, gated, {"GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"})
+    acted: list[tuple[float, float]] = []
+
+    def person(kubeconfig: str, _deployment: str, namespace: str) -> None:
+        time.sleep(random.uniform(0.3, 2.0))
+        sent = time.time()
+        subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "-n", namespace, "patch", "configmap/demo-flags",
+                        "-p", json.dumps({"data": {"new-pricing": "off"}})], capture_output=True, check=True, timeout=30)
+        acted.append((sent, time.time()))
+
+    reader, output = a_person(run, person)
+    code = run.wait(timeout=400)
+    reader.join(timeout=30)
+    said = "".join(output[-40:])
+    assert code == 0, said
+    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    [(sent, returned)] = acted
+    [signals] = [e["data"] for e in events_of(scenario, "signals")]
+    assert sent - 0.05 <= signals["origin"] + signals["marks"]["acted"] <= returned + 0.5, (sent, returned, signals)
+    actions = [e["message"] for e in events_of(scenario, "live-action")]
+    assert actions == ["the people changed configmap/demo-flags: flags new-pricing on -> off"], actions

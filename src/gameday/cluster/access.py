@@ -229,7 +229,7 @@ def image_missing(catalog: Any, image: str) -> ConfigError | None:
     from gameday.images import ImageNotFound
 
     try:
-        catalog.resolve(image)
+        catalog.resolve(image, pruned_too=True)  # a pruned image is known: pulling it fails in the cluster
     except ImageNotFound as exc:
         return ConfigError(f"image {image} cannot run on the embedded cluster: {exc}",
                            fix="add the repository and tag under images: in gameday.yaml (or --images FILE)")

@@ -122,7 +122,8 @@ def virtual_service_routes(vs: Obj) -> tuple[list[str], list[tuple[str, int | No
     return hosts, routes
 
 
-def _weights(routes: list[tuple[str, int | None, int | None]]) -> list[int]:
+def route_weights(routes: list[tuple[str, int | None, int | None]]) -> list[int]:
+    """Each destination's weight as Istio applies it: as given (missing ones 0), or equal when none is given."""
     given = [w for _, _, w in routes]
     if all(w is None for w in given):
         return [100 // max(1, len(routes))] * len(routes)
@@ -160,7 +161,7 @@ def build_routes(services: list[Obj], slices: list[Obj], pods: list[Obj],
             if routes:
                 route.weighted = True
                 route.destinations = [destination(dest, port, number, weight)
-                                      for (dest, port, _), weight in zip(routes, _weights(routes), strict=True)]
+                                      for (dest, port, _), weight in zip(routes, route_weights(routes), strict=True)]
             else:
                 route.destinations = [destination(name, number, number, 100)]
             table[route.key] = route

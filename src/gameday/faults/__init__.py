@@ -2,7 +2,10 @@
 
 A fault is text (``error-rate=0.5,latency-ms=400``) or a mapping
 (``{error-rate: 0.5, crash-on-start: true}``) on an image catalog tag or in the
-``gameday.io/fault`` pod annotation.  ``wrap_command`` puts the fault wrapper
+``gameday.io/fault`` pod annotation.  ``flag=NAME`` puts the error rate and latency behind a
+feature flag: they apply only while the flag is on, read per request from the pod's
+``gameday-flags`` volume (a ConfigMap with one key per flag, ``on`` or ``off``), so turning
+the flag off is a kill switch that needs no redeploy.  ``wrap_command`` puts the fault wrapper
 (``python -m gameday.faults``, see gameday.faults.wrapper) in front of the real command:
 it proxies HTTP on $HOST:$PORT to the service and breaks what the fault says.
 
@@ -13,6 +16,7 @@ it proxies HTTP on $HOST:$PORT to the service and breaks what the fault says.
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -22,7 +26,11 @@ from gameday.errors import ConfigError
 
 FAULT_ANNOTATION = "gameday.io/fault"
 
-FIX = "use error-rate=F, latency-ms=N, crash-on-start, never-ready"
+FIX = "use error-rate=F, latency-ms=N, crash-on-start, never-ready, flag=NAME"
+FLAGS_VOLUME = "gameday-flags"  # the pod volume holding the flags a flag= fault reads
+FLAGS_MOUNT = "/etc/gameday/flags"
+FLAG_ON = ("on", "true", "1", "yes", "enabled")
+_FLAG_NAME = re.compile(r"[-._a-zA-Z0-9]+")  # a ConfigMap key
 MAX_LATENCY_MS = 60_000
 
 
@@ -34,6 +42,7 @@ class FaultSpec:
     latency_ms: int = 0  # added to every request
     crash_on_start: bool = False  # exit 1 at start: CrashLoopBackOff
     never_ready: bool = False  # the readiness path answers 503
+    flag: str = ""  # error rate and latency only while this feature flag is on
 
     def __post_init__(self) -> None:
         if not 0 <= self.error_rate <= 1:
@@ -53,6 +62,8 @@ class FaultSpec:
             parts.append("crash-on-start")
         if self.never_ready:
             parts.append("never-ready")
+        if self.flag:
+            parts.append(f"flag={self.flag}")
         return ",".join(parts)
 
     def __bool__(self) -> bool:
@@ -96,6 +107,12 @@ def _flag(name: str, attribute: str) -> Parser:
     return parse
 
 
+def _flag_name(value: Any) -> dict[str, Any]:
+    if not isinstance(value, str) or not _FLAG_NAME.fullmatch(value.strip()):
+        raise _Bad(f"flag needs the feature flag's name, e.g. flag=new-pricing (got {_shown(value)})")
+    return {"flag": value.strip()}
+
+
 def _number(name: str, value: Any, hint: str) -> float:
     if isinstance(value, bool):
         raise _Bad(f"{name} needs {hint} (got {_shown(value)})")
@@ -114,6 +131,7 @@ FAULTS: dict[str, Parser] = {
     "latency-ms": _latency_ms,
     "crash-on-start": _flag("crash-on-start", "crash_on_start"),
     "never-ready": _flag("never-ready", "never_ready"),
+    "flag": _flag_name,
 }
 
 
@@ -175,4 +193,4 @@ def wrap_command(argv: list[str], fault: FaultSpec, *, ready_path: str | None = 
     return [*command, "--", *argv]
 
 
-__all__ = ["FAULT_ANNOTATION", "FaultSpec", "parse_fault", "wrap_command"]
+__all__ = ["FAULT_ANNOTATION", "FLAGS_MOUNT", "FLAGS_VOLUME", "FaultSpec", "parse_fault", "wrap_command"]

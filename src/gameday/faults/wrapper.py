@@ -9,7 +9,9 @@ refusing connections until the service accepts them:
         --ready-path /ready --live-path /health -- node server.js
 
 Probe paths get neither error-rate nor latency (a bad release passes its probes);
-``never-ready`` answers 503 on the readiness path.  SIGTERM and SIGINT go on to the
+``never-ready`` answers 503 on the readiness path.  With ``flag=NAME`` the error rate and
+latency apply only while ``$GAMEDAY_MOUNT_GAMEDAY_FLAGS/NAME`` says on (a missing key is off,
+as a feature flag's default is; a pod without the flags volume keeps the fault on, said once).  SIGTERM and SIGINT go on to the
 service, the wrapper exits with its exit code, and the service dies with the wrapper.
 ``$GAMEDAY_FAULT_SEED`` seeds the error-rate dice.
 """
@@ -30,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from gameday.cluster.kubelet_volumes import mount_env_name
 from gameday.cluster.proxy_http import (
     REQUEST_LINE,
     NotHTTP,
@@ -40,7 +43,7 @@ from gameday.cluster.proxy_http import (
     quick_ack,
 )
 from gameday.errors import ConfigError
-from gameday.faults import FaultSpec, parse_fault
+from gameday.faults import FLAG_ON, FLAGS_VOLUME, FaultSpec, parse_fault
 from gameday.lifecycle import die_with_parent, free_port
 
 NAME = "gameday fault wrapper"
@@ -108,6 +111,11 @@ class Wrapper:
         self.ready_path = _path(options.ready_path) if options.ready_path else None
         self.probe_paths = {_path(p) for p in (options.ready_path, options.live_path) if p}
         self.dice = random.Random(env.get("GAMEDAY_FAULT_SEED"))
+        flags = env.get(mount_env_name(FLAGS_VOLUME))
+        self.flag_file = os.path.join(flags, self.fault.flag) if flags and self.fault.flag else None
+        if self.fault.flag and not flags:
+            _log(f"{NAME}: fault {self.fault.describe()} is behind flag {self.fault.flag}, but the pod has no "
+                 f"{FLAGS_VOLUME} volume to read it from: the fault stays on")
         self.internal = 0
         self.child: asyncio.subprocess.Process | None = None
 
@@ -156,6 +164,17 @@ class Wrapper:
             return 128 - code
         _log(f"{NAME}: {self.shown} exited with code {code}")
         return code
+
+    def _flag_on(self) -> bool:
+        """Whether the fault's flag is on now: the file is read per request (a few microseconds), since
+        a file's mtime is too coarse to tell two quick flips apart."""
+        if self.flag_file is None:
+            return True
+        try:
+            with open(self.flag_file) as f:
+                return f.read().strip().lower() in FLAG_ON
+        except OSError:
+            return False  # no such flag: off
 
     def _forward(self, signum: int) -> None:
         if self.child is not None and self.child.returncode is None:
@@ -230,7 +249,7 @@ class Wrapper:
             await writer.drain()
             return keep
         failing = False
-        if path not in self.probe_paths:
+        if path not in self.probe_paths and self._flag_on():
             failing = self.fault.error_rate > 0 and self.dice.random() < self.fault.error_rate
             if self.fault.latency_ms:
                 await asyncio.sleep(self.fault.latency_ms / 1000)

@@ -29,21 +29,27 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import ConfigError, RehearsalFailed
-from gameday.faults import FAULT_ANNOTATION, parse_fault
+from gameday.faults import FAULT_ANNOTATION, FLAGS_MOUNT, FLAGS_VOLUME, parse_fault
 from gameday.journal import Journal
 from gameday.load import LoadGenerator
+from gameday.load.backtest import STEP_S as BACKTEST_STEP_S
+from gameday.load.backtest import backtest
 from gameday.load.baseline import Baseline, capture_baseline
 from gameday.load.signals import signal_series
 from gameday.load.triggers import Trigger
 from gameday.manifests import Manifests, to_yaml
 from gameday.procedures.kubectl import Kubectl
 from gameday.project import Project, Service
+from gameday.rehearsals.automatic import AutomaticRollback
 from gameday.rehearsals.live import LiveOnCall
 from gameday.timeline import RollbackTimeline
 
 BASELINE_SECONDS = 2.0
+RECOVERY_SETTLE_S = 1.0  # after recovery, the traffic counts as healthy again for the backtest
 ROLLOUT_TIMEOUT_S = 120.0
+STABLE, CANARY = "stable", "canary"  # the tracks of a canary release, routed by a VirtualService
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_FLAG_NAME = re.compile(r"[-._a-zA-Z0-9]+")
 
 
 def baseline_ms(baseline: Baseline, p: float) -> float:
@@ -62,6 +68,8 @@ class _Deployed:
     deployments: list[str] = field(default_factory=list)
     stable: str | None = None
     objects: list[str] = field(default_factory=list)  # kind/name of everything applied, to delete after
+    weighted: bool = False  # a VirtualService splits the service's traffic between the stable and canary tracks
+    flags: dict[str, bool] = field(default_factory=dict)  # its feature flags (ConfigMap <service>-flags)
 
 
 def _on_call(method: Any) -> Any:
@@ -93,6 +101,10 @@ class KubernetesRehearsal:
         self._kubectl: dict[str, Kubectl] = {}
         self._namespaces: set[str] = set()
         self.live: LiveOnCall | None = None  # a live game day: the people on call act (see rehearsals.live)
+        self.recovery: str | None = None  # what "recovered" meant, said by the check that marked it
+        self.automatic: AutomaticRollback | None = None  # declared rules that roll back by themselves
+        self.watched: dict[str, Trigger] = {}  # the alarm and rollback rules the scenario used, backtested at its end
+        self.pruned: list[str] = []  # images this scenario took out of the embedded cluster's registry
 
     # -- names -----------------------------------------------------------------------------
     def service(self, name: str | None = None) -> Service:
@@ -168,6 +180,64 @@ class KubernetesRehearsal:
             self.wait_rollout(service, manifests.deployment_name(track), ROLLOUT_TIMEOUT_S)
         deployed.stable = self.stable_version = blue
 
+    def deploy_canary_route(self, name: str | None, release: str, replicas: int) -> None:
+        """The stable track, a Service per track and a VirtualService giving stable all the traffic."""
+        service = self.service(name)
+        manifests = self.manifests(service)
+        deployed = self.deployed.setdefault(service.name, _Deployed(manifests))
+        self.cluster.check_image(manifests.image(release))
+        docs = [*manifests.render(release, replicas=replicas, track=STABLE, selector_track=STABLE),
+                manifests.track_service(STABLE), manifests.track_service(CANARY),
+                manifests.virtual_service({STABLE: 100, CANARY: 0})]
+        self._apply(service, deployed, docs)
+        deployed.deployments.append(manifests.deployment_name(STABLE))
+        deployed.weighted = True
+        self.wait_rollout(service, manifests.deployment_name(STABLE), ROLLOUT_TIMEOUT_S)
+        deployed.stable = self.stable_version = release
+
+    def _canary_route(self, service: Service) -> _Deployed:
+        deployed = self.deployed.get(service.name)
+        if deployed is None or not deployed.weighted:
+            raise ConfigError(f"service {service.name} has no canary route in this scenario",
+                              fix="start with 'the service \"NAME\" runs release \"R\" with N replicas on a stable "
+                                  "track behind a virtual service'")
+        return deployed
+
+    def start_canary(self, name: str | None, release: str, percent: int, replicas: int, *,
+                     fault: str | None = None) -> None:
+        """The bad deploy of a canary: its Deployment comes up, then takes ``percent`` % of the traffic (t0)."""
+        service = self.service(name)
+        deployed = self._canary_route(service)
+        manifests = deployed.manifests
+        image = manifests.image(release)
+        self.cluster.check_image(image)
+        spec = parse_fault(fault, f"fault {fault!r}") if fault else None
+        if spec is not None and spec.flag:
+            raise ConfigError(f"fault {fault!r}: a canary's fault cannot be behind a feature flag",
+                              fix="roll the flagged release out instead ('release ... is rolled out with the fault ...')")
+        annotations = {FAULT_ANNOTATION: spec.describe()} if spec is not None else None
+        canary = manifests.deployment_name(CANARY)
+        self._apply(service, deployed, manifests.render(release, replicas=replicas, track=CANARY, with_service=False,
+                                                        annotations=annotations))
+        if canary not in deployed.deployments:
+            deployed.deployments.append(canary)
+        self.wait_rollout(service, canary, ROLLOUT_TIMEOUT_S)
+        self._incident()  # users meet the canary from here
+        self._set_canary_weight(service, percent)
+        self._event("bad-deploy", f"virtualservice/{service.service_name} sends {percent}% of the traffic to "
+                    f"deployment/{canary} ({image})" + (f" with fault {fault}" if fault else ""),
+                    version=release, image=image, weight=percent)
+        if self.live is not None:
+            self.live.watch()
+
+    def _set_canary_weight(self, service: Service, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise ConfigError(f"a canary weight of {percent}% is not a share of traffic", fix="use 0 to 100")
+        patch = [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100 - percent},
+                 {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": percent}]
+        self.kubectl(service).run("patch", f"virtualservice/{service.service_name}", "--type=json",
+                                  "-p", json.dumps(patch))
+
     def _apply(self, service: Service, deployed: _Deployed, docs: list[dict[str, Any]]) -> None:
         self.kubectl(service).apply(to_yaml(docs))
         for doc in docs:
@@ -226,6 +296,9 @@ class KubernetesRehearsal:
         if self.load is not None:
             self.load.stop()
             self.load = None
+        catalog = getattr(getattr(self.cluster, "kubelet", None), "catalog", None)
+        while self.pruned and catalog is not None:  # the registry serves them again for the next scenario
+            catalog.unprune(self.pruned.pop())
         for name, deployed in self.deployed.items():
             if deployed.objects:  # everything the team's manifests made, in the rehearsal namespace
                 kubectl = self.kubectl(self.project.service(name))
@@ -242,28 +315,135 @@ class KubernetesRehearsal:
         start, end = records[0].ts, records[-1].ts
         series = signal_series(records, start=start, end=end, step=max(0.5, (end - start) / 120))
         marks = {name: round(at - start, 3) for name, at in self.timeline.marks.items()}
+        self._record_backtest(records)
         self.journal.event("signals", f"golden signals over {end - start:.0f} s of traffic ({len(series)} points)",
-                           series=series, marks=marks, origin=round(start, 3), stable=self.stable_version)
+                           series=series, marks=marks, origin=round(start, 3), stable=self.stable_version,
+                           **({"recovery": self.recovery} if self.recovery else {}))
+
+    def _record_backtest(self, records: list[Any]) -> None:
+        """Each rule the scenario watched, replayed on its traffic: when it would fire, false alarms when healthy."""
+        t0 = self.timeline.marks.get("t0")
+        if not self.watched or t0 is None or self.journal is None:
+            return
+        end = records[-1].ts
+        healthy = [(records[0].ts, t0)]
+        if "recovered" in self.timeline.marks:
+            healthy.append((self.timeline.marks["recovered"] + RECOVERY_SETTLE_S, end))
+        rows = backtest(list(self.watched.items()), records, t0=t0, healthy=healthy, end=end)
+        self.journal.event("backtest", f"{len(rows)} rules replayed on {len(records)} recorded requests",
+                           rows=[row.to_dict() for row in rows], step_s=BACKTEST_STEP_S)
 
     # -- the incident ----------------------------------------------------------------------
-    def roll_out(self, release: str, deployment: str | None = None, *, fault: str | None = None) -> None:
-        """The bad deploy (t0): the Deployment's container set to ``release``, optionally with a fault."""
+    def roll_out(self, release: str, deployment: str | None = None, *, fault: str | None = None,
+                 pace: float | None = None) -> None:
+        """The bad deploy (t0): the Deployment's container set to ``release``, optionally with a fault
+        (one behind a feature flag gets the service's flags mounted, so the flag can kill it).
+
+        ``pace`` rolls it one pod at a time (maxSurge 1, maxUnavailable 0), each pod watched that many
+        seconds (minReadySeconds) before the next: a rolling update slow enough to halt part way."""
         service, name = self.owner(deployment)
         manifests = self.manifests(service)
         image = manifests.image(release)
         self.cluster.check_image(image)
-        annotations = {FAULT_ANNOTATION: parse_fault(fault, f"fault {fault!r}").describe()} if fault else {}
+        spec = parse_fault(fault, f"fault {fault!r}") if fault else None
+        if spec is not None and spec.flag and spec.flag not in self._flags(service):
+            raise ConfigError(f"fault {fault!r} is behind feature flag {spec.flag!r}, which service {service.name} "
+                              "does not have in this scenario",
+                              fix=f"add 'Given feature flag \"{spec.flag}\" of service \"{service.name}\" is on' first")
+        if pace is not None:
+            strategy = {"spec": {"minReadySeconds": max(0, round(pace / self.timeline.scale)),
+                                 "strategy": {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}}}
+            self.kubectl(service).run("patch", f"deployment/{name}", "-p", json.dumps(strategy))
         self._incident()
-        if annotations:
-            patch = {"spec": {"template": {"metadata": {"annotations": annotations},
-                                           "spec": {"containers": [{"name": manifests.container, "image": image}]}}}}
+        if spec is not None:
+            container: dict[str, Any] = {"name": manifests.container, "image": image}
+            pod: dict[str, Any] = {"containers": [container]}
+            if spec.flag:
+                container["volumeMounts"] = [{"name": FLAGS_VOLUME, "mountPath": FLAGS_MOUNT, "readOnly": True}]
+                pod["volumes"] = [{"name": FLAGS_VOLUME, "configMap": {"name": self.flags_configmap(service)}}]
+            patch = {"spec": {"template": {"metadata": {"annotations": {FAULT_ANNOTATION: spec.describe()}},
+                                           "spec": pod}}}
             self.kubectl(service).run("patch", f"deployment/{name}", "-p", json.dumps(patch))
         else:
             self.kubectl(service).run("set", "image", f"deployment/{name}", f"{manifests.container}={image}")
-        self._event("bad-deploy", f"deployment/{name} set to {image}" + (f" with fault {fault}" if fault else ""),
+        self._event("bad-deploy", f"deployment/{name} set to {image}" + (f" with fault {fault}" if fault else "")
+                    + (f", one pod at a time, each watched {pace:g} s" if pace is not None else ""),
                     version=release, image=image)
         if self.live is not None:
             self.live.watch()  # from here on, a change gameday did not make is the people's
+
+    def prune_image(self, name: str | None, release: str) -> None:
+        """The registry no longer serves ``release`` (a retention policy pruned it): running pods keep
+        running, a new pod of it fails to pull (ErrImagePull).  The embedded cluster's registry only."""
+        service = self.service(name)
+        image = self.manifests(service).image(release)
+        self.cluster.check_image(image)
+        catalog = getattr(getattr(self.cluster, "kubelet", None), "catalog", None)
+        if catalog is None or not hasattr(catalog, "prune"):
+            raise ConfigError("pruning an image from the registry needs the embedded cluster, whose registry "
+                              "gameday serves", fix="run this scenario on the embedded cluster (GAMEDAY_CLUSTER=local)")
+        catalog.prune(image)
+        self.pruned.append(image)
+        self._event("registry", f"{image} pruned from the registry: a new pull of it fails", image=image)
+
+    # -- feature flags (a ConfigMap of the rehearsal's, one key per flag) ---------------------
+    def flags_configmap(self, service: Service) -> str:
+        return f"{service.service_name}-flags"
+
+    def _flags(self, service: Service) -> dict[str, bool]:
+        return self.deployed[service.name].flags if service.name in self.deployed else {}
+
+    def set_flag(self, name: str | None, flag: str, on: bool) -> None:
+        """Feature flag ``flag`` of the service on or off (the ConfigMap is created with the first flag)."""
+        if not _FLAG_NAME.fullmatch(flag):
+            raise ConfigError(f"feature flag {flag!r} is not a ConfigMap key", fix="use letters, digits, '-', '_', '.'")
+        service = self.service(name)
+        deployed = self.deployed.setdefault(service.name, _Deployed(self.manifests(service)))
+        configmap = self.flags_configmap(service)
+        value = "on" if on else "off"
+        if not deployed.flags:
+            doc = {"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": configmap, "namespace": service.namespace,
+                                "labels": {"app.kubernetes.io/managed-by": "gameday"}},
+                   "data": {flag: value}}
+            self._apply(service, deployed, [doc])
+        else:
+            self.kubectl(service).run("patch", f"configmap/{configmap}", "-p", json.dumps({"data": {flag: value}}))
+        deployed.flags[flag] = on
+        self._event("flag", f"feature flag {flag} of service {service.name} is {value} (configmap/{configmap})",
+                    flag=flag, on=on)
+
+    @_on_call
+    def kill_switch(self, name: str | None, flag: str) -> None:
+        """The on-call turns a feature flag off: no redeploy, the flagged code path stops."""
+        service = self.service(name)
+        if flag not in self._flags(service):
+            raise ConfigError(f"service {service.name} has no feature flag {flag!r} in this scenario",
+                              fix=f"add 'Given feature flag \"{flag}\" of service \"{service.name}\" is on' first")
+        self.note_rollout_state()
+        self._act(service, None)
+        self.set_flag(service.name, flag, False)
+
+    def note_rollout_state(self) -> None:
+        """Each Deployment's generation, revision and ReplicaSet just before the on-call acts (scripted, or
+        handed to the people), so a check can prove a kill switch redeployed nothing."""
+        states = {}
+        for name in self.deployed:
+            service = self.project.service(name)
+            for deployment in self.deployed[name].deployments:
+                states[deployment] = self._rollout_state(service, deployment)
+        self.remembered["rollout_state"] = json.dumps(states)
+
+    def _rollout_state(self, service: Service, deployment: str) -> dict[str, Any]:
+        """What a redeploy would change: the Deployment's generation, revision and current ReplicaSet."""
+        obj = json.loads(self.kubectl(service).run("get", f"deployment/{deployment}", "-o", "json").stdout)
+        revision = (obj["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
+        replicaset = next((rs["metadata"]["name"] for rs in self._replicasets(service, deployment)
+                           if (rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
+                           == revision), None)
+        return {"deployment": deployment, "generation": obj["metadata"].get("generation"), "revision": revision,
+                "replicaset": replicaset}
 
     def _incident(self) -> None:
         """t0; and the phases reach the journal at scenario end even without a targets step."""
@@ -294,6 +474,7 @@ class KubernetesRehearsal:
                 and getattr(rule, "above_ms", None) is None:
             rule = rule.with_baseline_value(baseline_ms(self.require_baseline(), getattr(rule, "p", 95)))
         scaled = rule.scaled(self.timeline.scale) if self.timeline.scale != 1 else rule
+        self.watched.setdefault(f"alarm: {scaled.describe()}", scaled)
         t0 = self.timeline.marks.get("t0")
         fired = scaled.wait(load, timeout, since=t0, journal=self.journal)
         # when the rule really held, from the requests themselves (not when a poll noticed)
@@ -423,6 +604,22 @@ class KubernetesRehearsal:
         self._act(service, None)
         self._patch_selector(service, track)
 
+    @_on_call
+    def set_canary_weight(self, name: str | None, percent: int) -> None:
+        """The canary's share of the traffic (the stable track gets the rest), e.g. 5 % then 0 %."""
+        service = self.service(name)
+        self._canary_route(service)
+        self._act(service, None)
+        self._set_canary_weight(service, percent)
+
+    @_on_call
+    def delete_canary(self, name: str | None) -> None:
+        """``kubectl delete deployment <deployment>-canary``: its pods go with it."""
+        service = self.service(name)
+        canary = self._canary_route(service).manifests.deployment_name(CANARY)
+        self._act(service, None)
+        self.kubectl(service).run("delete", f"deployment/{canary}")
+
     def rollout_completes(self, deployment: str | None, timeout: float) -> float:
         """``kubectl rollout status`` within ``timeout``; after an on-call action this is "done"."""
         service, name = self.owner(deployment)
@@ -439,8 +636,16 @@ class KubernetesRehearsal:
     def _finish_acting(self, timeout: float = ROLLOUT_TIMEOUT_S) -> None:
         for namespace, name in self._acted_on:
             service = next(s for s in self.project.services.values() if s.namespace == namespace)
-            self.wait_rollout(service, name, timeout)
+            try:
+                self.wait_rollout(service, name, timeout)
+            except RehearsalFailed:
+                if self.exists(service, f"deployment/{name}"):
+                    raise
+                # one the on-call deleted (a canary) has nothing left to roll out
         self.timeline.mark("done")
+
+    def exists(self, service: Service, ref: str) -> bool:
+        return bool(self.kubectl(service).run("get", ref, "--ignore-not-found", "-o", "name").stdout.strip())
 
     def require_load(self) -> LoadGenerator:
         if self.load is None:

@@ -16,11 +16,20 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from gameday.cluster.proxy_routes import route_weights, virtual_service_routes
 from gameday.errors import RehearsalFailed
-from gameday.load import AllOf, ErrorRateAtMost, ErrorRateBelow, LatencyAtMost, LatencyBelow, VersionShare
+from gameday.load import (
+    AllOf,
+    ErrorRateAbove,
+    ErrorRateAtMost,
+    ErrorRateBelow,
+    LatencyAtMost,
+    LatencyBelow,
+    VersionShare,
+)
 from gameday.load.signals import error_rate, latency, version_share
 from gameday.load.triggers import Trigger, TriggerTimeout
-from gameday.rehearsals.kubernetes import KubernetesRehearsal, baseline_ms
+from gameday.rehearsals.kubernetes import CANARY, STABLE, KubernetesRehearsal, baseline_ms
 
 # How long the signals must stay healthy before the service counts as recovered.
 RECOVERY_HOLD_S = 3.0
@@ -77,6 +86,17 @@ def require_ready(r: KubernetesRehearsal, deployment: str | None) -> None:
         raise RehearsalFailed(f"deployment/{name} has {ready} ready and {updated} updated of {desired} replicas")
 
 
+def require_replicas(r: KubernetesRehearsal, deployment: str | None, replicas: int) -> None:
+    """The Deployment asks for ``replicas`` and has that many ready (a manual scale as the runbook says)."""
+    r.ensure_done()
+    _, name, obj = _deployment(r, deployment)
+    desired = int(obj["spec"].get("replicas", 1))
+    ready = int((obj.get("status") or {}).get("readyReplicas") or 0)
+    r._event("verify", f"deployment/{name}: {ready} ready of {desired} desired replicas", desired=desired, ready=ready)
+    if desired != replicas or ready != replicas:
+        raise RehearsalFailed(f"deployment/{name} has {ready} ready of {desired} desired replicas, expected {replicas}")
+
+
 def current_pods(r: KubernetesRehearsal, deployment: str | None) -> tuple[str, int, list[dict[str, Any]]]:
     """The pods of the Deployment's current ReplicaSet that are not being deleted."""
     service, name, obj = _deployment(r, deployment)
@@ -104,6 +124,92 @@ def require_pods_running(r: KubernetesRehearsal, deployment: str | None, max_res
     bad += [f"{p} restarted {n} times" for p, (_, n) in seen.items() if n > max_restarts]
     if bad:
         raise RehearsalFailed(f"deployment/{name}: {'; '.join(bad)} (at most {max_restarts} restarts allowed)")
+
+
+def require_halted(r: KubernetesRehearsal, deployment: str | None) -> None:
+    """The rolling update is paused with some, not all, of the pods on the new release."""
+    _, name, obj = _deployment(r, deployment)
+    desired = int(obj["spec"].get("replicas", 1))
+    updated = int((obj.get("status") or {}).get("updatedReplicas") or 0)
+    paused = bool(obj["spec"].get("paused"))
+    r._event("verify", f"deployment/{name}: {'paused' if paused else 'not paused'} with {updated} of {desired} "
+             "pods updated", paused=paused, updated=updated, desired=desired)
+    if r.journal is not None:
+        r.journal.measure(f"pods of deployment/{name} updated when halted", updated, "pods", target=desired - 1)
+    if not paused:
+        raise RehearsalFailed(f"deployment/{name} is not paused: its rolling update was not halted")
+    if updated >= desired:
+        raise RehearsalFailed(f"deployment/{name} was halted only after all {desired} pods were updated: "
+                              "the halt came too late to limit the bad release")
+
+
+def require_no_pod_of(r: KubernetesRehearsal, deployment: str | None, release: str, timeout: float = 30) -> None:
+    """No pod of any of the Deployment's ReplicaSets runs ``release`` (those still terminating count)."""
+    import time
+
+    r.ensure_done()
+    service, name = r.owner(deployment)
+    image = r.manifests(service).image(release)
+    deadline = time.monotonic() + timeout
+    while True:
+        owners = {rs["metadata"]["name"] for rs in r._replicasets(service, name)}
+        pods = json.loads(r.kubectl(service).run("get", "pods", "-o", "json").stdout).get("items", [])
+        left = sorted(p["metadata"]["name"] for p in pods
+                      if any(o.get("name") in owners for o in p["metadata"].get("ownerReferences") or [])
+                      and any(c.get("image") == image for c in p["spec"].get("containers") or []))
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    r._event("verify", f"deployment/{name}: {len(left)} pods of {release} left" + (f" ({', '.join(left)})" if left else ""),
+             left=left)
+    if left:
+        raise RehearsalFailed(f"deployment/{name} still has {len(left)} pods of release {release} after "
+                              f"{timeout:g}s: {', '.join(left)}")
+
+
+STUCK = ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "CreateContainerConfigError")
+STUCK_POLL_S = 0.5
+
+
+def wait_rollback_stuck(r: KubernetesRehearsal, deployment: str | None, timeout: float) -> float:
+    """The rollback the on-call started cannot complete: a pod of the Deployment's current ReplicaSet is
+    stuck (ErrImagePull, ImagePullBackOff, CrashLoopBackOff) or the rollout passed its progress deadline.
+    Marks "stuck" when gameday saw it (pod status polled every 0.5 s)."""
+    import time
+
+    if "acted" not in r.timeline.marks:
+        raise RehearsalFailed("no rollback was started, so none can be seen to fail",
+                              fix="put this after the on-call's rollback step")
+    service, name = r.owner(deployment)
+    deadline = time.monotonic() + timeout
+    while True:
+        _, _, obj = _deployment(r, name)
+        _, desired, pods = current_pods(r, name)
+        stuck = sorted({f"{p['metadata']['name']}: {s['state']['waiting'].get('reason')}"
+                        for p in pods for s in (p.get("status") or {}).get("containerStatuses") or []
+                        if ((s.get("state") or {}).get("waiting") or {}).get("reason") in STUCK})
+        conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
+        deadline_passed = (conditions.get("Progressing") or {}).get("reason") == "ProgressDeadlineExceeded"
+        status = obj.get("status") or {}
+        complete = (int(status.get("updatedReplicas") or 0) == desired == int(status.get("availableReplicas") or 0)
+                    and int(status.get("replicas") or 0) == desired)
+        if stuck or deadline_passed:
+            at = time.time()
+            r.timeline.mark("stuck", at)
+            why = "; ".join(stuck) or "the rollout passed its progress deadline"
+            r._event("rollback-stuck", f"deployment/{name}: the rollback cannot complete ({why})", pods=stuck)
+            if r.journal is not None:
+                r.journal.measure("time to see the rollback fail", at - r.timeline.marks["acted"], "s",
+                                  target=timeout, detail=f"from the rollback to {why} (pod status polled every "
+                                                         f"{STUCK_POLL_S:g} s)")
+            return at - r.timeline.marks["acted"]
+        if complete:
+            raise RehearsalFailed(f"deployment/{name} completed its rollback: it did not fail, so there is nothing "
+                                  "to escalate")
+        if time.monotonic() >= deadline:
+            raise RehearsalFailed(f"deployment/{name} neither completed its rollback nor showed why it could not "
+                                  f"within {timeout:g}s")
+        time.sleep(STUCK_POLL_S)
 
 
 def _get_endpoint(r: KubernetesRehearsal, name: str | None, endpoint: str) -> tuple[Any, str, int, Any, bytes]:
@@ -148,6 +254,35 @@ def require_selector(r: KubernetesRehearsal, name: str | None, track: str) -> No
         raise RehearsalFailed(f"service/{service.service_name} selects track {selected or '(none)'}, expected {track}")
 
 
+def require_canary_drained(r: KubernetesRehearsal, name: str | None) -> None:
+    """The VirtualService gives the canary 0 and the stable track all the traffic; the canary Deployment is gone."""
+    r.ensure_done()
+    service = r.service(name)
+    manifests = r.manifests(service)
+    raw = r.kubectl(service).run("get", f"virtualservice/{service.service_name}", "-o", "json").stdout
+    _, routes = virtual_service_routes(json.loads(raw))
+    by_host: dict[str, int] = {}
+    for (host, _, _), weight in zip(routes, route_weights(routes), strict=True):
+        name = host.split("/", 1)[1]
+        by_host[name] = by_host.get(name, 0) + weight
+    total = sum(by_host.values())
+    stable = manifests.track_service_name(STABLE)
+    share = 100 * by_host.get(stable, 0) / total if total else 0.0
+    canary = manifests.deployment_name(CANARY)
+    left = r.exists(service, f"deployment/{canary}")
+    split = ", ".join(f"{host} {weight}" for host, weight in by_host.items()) or "no routes"
+    r._event("verify", f"virtualservice/{service.service_name} weights: {split}; deployment/{canary} "
+             + ("still exists" if left else "is gone"), weights=by_host, canary_deployment=left)
+    if r.journal is not None:
+        r.journal.measure(f"traffic weight on {stable}", share, "%", target=100, bound="min")
+    if share < 100:
+        raise RehearsalFailed(f"virtualservice/{service.service_name} still sends {100 - share:.0f}% of the traffic "
+                              f"elsewhere than {stable} (weights: {split})")
+    if left:
+        raise RehearsalFailed(f"deployment/{canary} still exists after the canary was drained",
+                              fix="delete it as the runbook says")
+
+
 # -- the traffic ----------------------------------------------------------------------------------
 def require_served_by(r: KubernetesRehearsal, release: str, last: int = 50) -> None:
     r.service().need("how a response names its release", r.service().release, "release: {header: ...}")
@@ -176,7 +311,60 @@ def wait_recovered(r: KubernetesRehearsal, release: str, timeout: float) -> floa
     # last bad one), not when it had lasted long enough, nor when a poll noticed.
     recovered = max(rule.moment(load.records(since=None if done is None else done - 1), done, confirmed),
                     done if done is not None else -1.0)
+    r.recovery = f"errors back down and every request served by {release}"
+    r.timeline.mark("recovered", recovered)
+    if "stuck" in r.timeline.marks and r.journal is not None:  # the escalation after a rollback that failed
+        r.journal.measure("time to recover after the rollback failed (escalation)",
+                          recovered - r.timeline.marks["stuck"], "s", detail="from the failed rollback being seen "
+                          "to every request on " + release)
+    return recovered - r.timeline.marks.get("done", recovered)
+
+
+def wait_errors_recovered(r: KubernetesRehearsal, percent: float, timeout: float) -> float:
+    """Errors at most ``percent`` %, held a few seconds, whichever release serves (a kill switch, not a revert)."""
+    r.ensure_done()
+    load = r.require_load()
+    hold = RECOVERY_HOLD_S / r.timeline.scale
+    rule = ErrorRateAtMost(threshold=percent / 100, for_seconds=hold, window_seconds=2)
+    done = r.timeline.marks.get("done")
+    try:
+        confirmed = rule.wait(load, timeout, since=done, journal=r.journal)
+    except TriggerTimeout as exc:
+        raise RehearsalFailed(f"the errors did not stop: {exc.message}") from None
+    recovered = max(rule.moment(load.records(since=None if done is None else done - 1), done, confirmed),
+                    done if done is not None else -1.0)
+    serving = ", ".join(sorted(version_share(load.records(since=confirmed - 2)))) or "the service"
+    r.recovery = f"errors back down to at most {percent:g} %, {serving} still serving (no revert)"
     return r.timeline.mark("recovered", recovered) - r.timeline.marks.get("done", recovered)
+
+
+def errors_persist(r: KubernetesRehearsal, percent: float, seconds: float) -> None:
+    """After the on-call's last action the error rate stays above ``percent`` % for ``seconds`` s: it did not help."""
+    hold = seconds / r.timeline.scale
+    rule = ErrorRateAbove(threshold=percent / 100, for_seconds=hold)
+    since = r.timeline.marks.get("acted")
+    try:
+        rule.wait(r.require_load(), hold + 10, since=since, journal=r.journal)
+    except TriggerTimeout as exc:
+        raise RehearsalFailed(f"the errors stopped after the on-call's action, so it did help: {exc.message}") \
+            from None
+
+
+def require_not_redeployed(r: KubernetesRehearsal, deployment: str | None) -> None:
+    """The Deployment has the generation, revision and ReplicaSet it had when the kill switch was thrown."""
+    service, name = r.owner(deployment)
+    before = json.loads(r.remembered.get("rollout_state") or "{}").get(name)
+    if not before:
+        raise RehearsalFailed("no kill switch was thrown in this scenario, so there is nothing to compare with",
+                              fix="turn a feature flag off first ('the on-call engineer turns feature flag ...')")
+    now = r._rollout_state(service, name)
+    r._event("verify", f"deployment/{name}: generation {now['generation']}, revision {now['revision']}, "
+             f"replicaset {now['replicaset']} (at the kill switch: {before['generation']}, {before['revision']}, "
+             f"{before['replicaset']})", before=before, now=now)
+    changed = [f"{key} {before[key]} -> {now[key]}" for key in ("generation", "revision", "replicaset")
+               if before.get(key) != now.get(key)]
+    if changed:
+        raise RehearsalFailed(f"deployment/{name} was redeployed after the kill switch: {', '.join(changed)}")
 
 
 def _hold(r: KubernetesRehearsal, rule: Trigger, timeout: float, what: str) -> float:

@@ -5,7 +5,8 @@ has the on-call engineer act, hands over to the people: they get the rehearsal c
 kubeconfig and namespace and act with kubectl, their own scripts or a pipeline.  gameday
 does not act; it watches the service's Deployments and Services from the bad deploy on, and
 the first change it did not make itself (a Deployment's spec: image, replicas, paused, a
-rollout undo; a Service's selector) is "acted", stamped when the API server told the watch.
+rollout undo, or its deletion; a Service's selector; a VirtualService's routes and weights;
+the service's feature flags, the kill switch) is "acted", stamped when the API server told the watch.
 "decide" is then the people's own (alarm to first action); "act" runs to the rollouts they
 started being complete; the scenario's checks judge the outcome as usual.
 
@@ -34,7 +35,7 @@ class Change:
     """One change the people made: when the API server told the watch, to what, and what."""
 
     at: float
-    kind: str  # "deployment" | "service"
+    kind: str  # "deployment" | "service" | "virtualservice" | "configmap" (the feature flags)
     namespace: str
     name: str
     what: str
@@ -45,7 +46,20 @@ def _image(deployment: dict[str, Any]) -> str:
     return ", ".join(str(c.get("image")) for c in containers)
 
 
-def _describe(kind: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+def _weights(vs: dict[str, Any]) -> list[str]:
+    return [f"{(r.get('destination') or {}).get('host')} {r.get('weight', '-')}"
+            for h in (vs.get("spec") or {}).get("http") or [] for r in h.get("route") or []]
+
+
+def _describe(kind: str, before: dict[str, Any], after: dict[str, Any] | None) -> str:
+    if after is None:
+        return "deleted"
+    if kind == "virtualservice":
+        return f"routes {', '.join(_weights(before))} -> {', '.join(_weights(after))}"
+    if kind == "configmap":
+        old, new = before.get("data") or {}, after.get("data") or {}
+        return "flags " + ", ".join(f"{k} {old.get(k, '-')} -> {new.get(k, '-')}" for k in sorted({*old, *new})
+                                    if old.get(k) != new.get(k))
     if kind == "service":
         return (f"selector {before.get('spec', {}).get('selector')} -> {after.get('spec', {}).get('selector')}")
     said = []
@@ -60,6 +74,10 @@ def _describe(kind: str, before: dict[str, Any], after: dict[str, Any]) -> str:
 
 
 def _changed(kind: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    if kind == "virtualservice":
+        return (before.get("spec") or {}).get("http") != (after.get("spec") or {}).get("http")
+    if kind == "configmap":
+        return (before.get("data") or {}) != (after.get("data") or {})
     if kind == "service":
         return (before.get("spec") or {}).get("selector") != (after.get("spec") or {}).get("selector")
     return int(after["metadata"].get("generation") or 0) > int(before["metadata"].get("generation") or 0)
@@ -89,13 +107,23 @@ class LiveOnCall:
         from gameday.cluster.kubelet_watch import Informer, wait_all_synced
 
         api = self.rehearsal.cluster.api_client()
-        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        apps, core, custom = client.AppsV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
+        services = {name: self.rehearsal.project.service(name) for name in self.rehearsal.deployed}
+        weighted = {services[name].namespace for name, deployed in self.rehearsal.deployed.items() if deployed.weighted}
+        flagged = [services[name] for name, deployed in self.rehearsal.deployed.items() if deployed.flags]
         for namespace in sorted({s.namespace for s in self.rehearsal.project.services.values()}):
-            for kind, list_fn in (("deployment", apps.list_namespaced_deployment),
-                                  ("service", core.list_namespaced_service)):
+            lists: list[tuple[str, Any]] = [("deployment", functools.partial(apps.list_namespaced_deployment, namespace)),
+                                            ("service", functools.partial(core.list_namespaced_service, namespace))]
+            if namespace in weighted:  # canary weights are the people's to drain
+                lists.append(("virtualservice", functools.partial(custom.list_namespaced_custom_object,
+                                                                  "networking.istio.io", "v1", namespace,
+                                                                  "virtualservices")))
+            for service in (s for s in flagged if s.namespace == namespace):  # the kill switch is theirs too
+                lists.append(("configmap", functools.partial(core.list_namespaced_config_map, namespace,
+                              field_selector=f"metadata.name={self.rehearsal.flags_configmap(service)}")))
+            for kind, list_fn in lists:
                 handler = functools.partial(self._on_event, kind, namespace)
-                self._informers.append(Informer(f"live-{kind}s-{namespace}", functools.partial(list_fn, namespace),
-                                                handler).start())
+                self._informers.append(Informer(f"live-{kind}s-{namespace}", list_fn, handler).start())
         if not wait_all_synced(self._informers, 30):
             raise RehearsalFailed("live mode could not list the service's Deployments and Services within 30 s",
                                   fix="check that the cluster's API server answers")
@@ -106,7 +134,12 @@ class LiveOnCall:
         with self._lock:
             before = self._known.get(key)
             self._known[key] = obj
-            if event == "MODIFIED" and before is not None and _changed(kind, before, obj):
+            if event == "DELETED":
+                self._known.pop(key, None)
+                if before is not None and kind == "deployment":  # e.g. a canary removed
+                    self.changes.append(Change(at, kind, namespace, key[2], _describe(kind, before, None)))
+                    self._lock.notify_all()
+            elif event == "MODIFIED" and before is not None and _changed(kind, before, obj):
                 self.changes.append(Change(at, kind, namespace, key[2], _describe(kind, before, obj)))
                 self._lock.notify_all()
 
@@ -124,6 +157,7 @@ class LiveOnCall:
                 journal.event("live", f"left to the people: {scripted}")
             return
         self._handed_over = True
+        self.rehearsal.note_rollout_state()  # what a kill switch must leave as it is
         first = self._wait_for_people(scripted)
         timeline = self.rehearsal.timeline
         timeline.marks["acted"] = first.at

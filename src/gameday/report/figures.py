@@ -63,6 +63,18 @@ def drift(scenario: ScenarioRecord) -> list[dict[str, Any]]:
                   key=lambda d: (not d.get("drift", True), d.get("line", 0)))
 
 
+def backtest(scenario: ScenarioRecord) -> list[dict[str, Any]]:
+    """The scenario's alert and rollback rules replayed on its own traffic (see gameday.load.backtest),
+    each row with its cells said for a table: fires at, false alarms, and the same at low traffic."""
+    rows = []
+    for event in events_of(scenario, "backtest"):
+        for row in event["data"]["rows"]:
+            def when(at: float | None) -> str:
+                return "never" if at is None else f"T+{at:.2f} s"
+            rows.append({**row, "fires": when(row["fires_at"]), "low_fires": when(row["low_traffic_fires_at"])})
+    return rows
+
+
 def md_cell(text: object) -> str:
     """Text made safe for one markdown table cell."""
     return str(text).replace("|", "\\|").replace("\n", " ")

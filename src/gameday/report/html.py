@@ -14,10 +14,17 @@ from typing import Any
 import jinja2
 
 from gameday.journal import JournalRecord, ScenarioRecord
-from gameday.report.figures import drift, fmt_measurement, runbook_steps, scenario_measurements, verdict_mark
+from gameday.report.figures import (
+    backtest,
+    drift,
+    fmt_measurement,
+    runbook_steps,
+    scenario_measurements,
+    verdict_mark,
+)
 
 _MARK_LABELS = {"t0": "bad deploy", "detected": "alarm", "acted": "rollback issued", "done": "rollout complete",
-                "recovered": "recovered"}
+                "recovered": "recovered", "stuck": "rollback seen failing"}
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gameday run {{ j.run_id }}</title>
@@ -49,6 +56,13 @@ svg{max-width:100%;height:auto}
 <td>{% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %}</td>
 <td>{% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %}</td></tr>
 {% endfor %}</table>{% endif %}
+{% set bt = backtest(s) %}{% if bt %}
+<h3>Backtest of the rules</h3>
+<p><small>Each rule replayed on this scenario's traffic at a 0.5 s evaluation interval; low traffic keeps one request in N.</small></p>
+<table><tr><th>Rule</th><th>Would fire</th><th>False alarms when healthy</th><th>At low traffic: fires</th><th>False alarms</th><th>Requests per window</th></tr>
+{% for r in bt %}<tr><td>{{ r.rule }}</td><td>{{ r.fires }}</td><td>{{ r.false_alarms }} in {{ r.healthy_s }} s</td>
+<td>{{ r.low_fires }} (1 in {{ r.low_traffic_one_in }})</td><td>{{ r.low_traffic_false_alarms }}</td><td>{{ r.low_traffic_per_window }}</td></tr>
+{% endfor %}</table>{% endif %}
 {% set rb = runbook_steps(s) %}{% if rb %}
 <h3>Runbook steps</h3>
 <table><tr><th>Line</th><th>Status</th><th>Time</th><th>Step</th><th>Output (end)</th></tr>
@@ -70,7 +84,7 @@ def render_html(journal: JournalRecord) -> str:
     plots = [timeline_svg(s) for s in journal["scenarios"]]
     return env.from_string(_TEMPLATE).render(j=journal, plots=plots, mark=verdict_mark, fmt=fmt_measurement,
                                              measurements=scenario_measurements,
-                                             runbook_steps=runbook_steps, drift=drift)
+                                             runbook_steps=runbook_steps, drift=drift, backtest=backtest)
 
 
 def _signals(scenario: ScenarioRecord) -> dict[str, Any] | None:

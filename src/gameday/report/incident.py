@@ -38,11 +38,12 @@ PHASE_NAMES = {p: "time to rollback (total)" if p == "total" else f"time to {p}"
 ROLLBACK_TIMES = ("time to rollback (total)", "ecs.rollback_time_to_stable", "rollback act time (alembic downgrade)",
                   "alembic downgrade act", "restore time (RTO)", "restore duration (RTO)")
 FAULTS = ("bad-deploy", "ecs.deploy")  # events that are the bad deploy itself
-QUIET = {"signals", "baseline", "load-started", "load-stopped", "provider", *FAULTS}  # bookkeeping
+QUIET = {"signals", "backtest", "baseline", "load-started", "load-stopped", "provider", *FAULTS}  # bookkeeping
 MARKS = {"detected": "**Detected**: the alarm's condition holds from here on (measured on the requests)",
          "acted": "**Rollback started**: {action}",
+         "stuck": "**Rollback failing**: the rollback cannot complete, so the runbook's escalation begins",
          "done": "**Rollout complete**: every rollout the on-call started has finished",
-         "recovered": "**Recovered**: errors back down and every request served by {stable}"}
+         "recovered": "**Recovered**: {recovery}"}
 NOT_DONE = {"failed": "the rehearsal failed", "error": "the harness could not finish the rehearsal",
             "interrupted": "interrupted before the rehearsal finished", "skipped": "skipped, nothing was rehearsed",
             "running": "the rehearsal never finished"}
@@ -142,8 +143,10 @@ def incident(s: ScenarioRecord) -> dict[str, Any]:
         rows.append((origin, "**Bad deploy**: " + (fault_event["message"] if fault_event else _step(fault))))
     for name, label in MARKS.items():
         if name in at_mark:
+            stable = (signals or {}).get("stable") or "the stable release"
+            recovery = (signals or {}).get("recovery") or f"errors back down and every request served by {stable}"
             rows.append((at_mark[name], label.format(action=_step(action) if action else "the first on-call action",
-                                                     stable=(signals or {}).get("stable") or "the stable release")))
+                                                     recovery=recovery)))
     if "acted" not in at_mark and action:
         rows.append((parse_time(action["start"]), MARKS["acted"].format(action=_step(action))))
     for st in steps[steps.index(fault) if fault else 0:]:

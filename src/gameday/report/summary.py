@@ -5,6 +5,7 @@ from __future__ import annotations
 import jinja2
 
 from gameday.journal import JournalRecord
+from gameday.report.figures import backtest as backtest_rows
 from gameday.report.figures import (
     drift,
     fmt_measurement,
@@ -57,6 +58,17 @@ _{{ s.feature }}_{% if s.tags %} · tags: {{ s.tags | join(", ") }}{% endif %}
 | {{ m.name | cell }} | {{ fmt(m) }} | {% if m.target is not none %}{{ "≤" if m.bound == "max" else "≥" }} {{ m.target }} {{ m.unit }}{% endif %} | {% if m.passed is not none %}{{ "met" if m.passed else "MISSED" }}{% endif %} | {{ m.fidelity }} |
 {% endfor %}
 {%- endif %}
+{%- set bt = backtest(s) %}
+{%- if bt %}
+
+Backtest of the rules on this scenario's traffic (replayed at a 0.5 s evaluation interval; low traffic keeps one request in N):
+
+| Rule | Would fire | False alarms when healthy | At low traffic: fires | False alarms | Requests per window |
+|---|---|---|---|---|---|
+{% for r in bt -%}
+| {{ r.rule | cell }} | {{ r.fires }} | {{ r.false_alarms }} in {{ r.healthy_s }} s | {{ r.low_fires }} (1 in {{ r.low_traffic_one_in }}) | {{ r.low_traffic_false_alarms }} | {{ r.low_traffic_per_window }} |
+{% endfor %}
+{%- endif %}
 {%- set rb = runbook_steps(s) %}
 {%- if rb %}
 
@@ -92,5 +104,5 @@ def render_summary(journal: JournalRecord) -> str:
     return template.render(
         j=journal, counts=counts, total=sum(s["duration_s"] or 0 for s in scenarios), simulated=simulated,
         mark=verdict_mark, headline=headline, measurements=scenario_measurements, fmt=fmt_measurement,
-        runbook_steps=runbook_steps, drift=drift,
+        runbook_steps=runbook_steps, drift=drift, backtest=backtest_rows,
     )
