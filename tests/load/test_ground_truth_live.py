@@ -45,6 +45,11 @@ incidents and printed, not asserted: on a busy machine a healthy request now and
 longer than 20 ms, and ``Trigger.moment`` walks the stretch back through such a request when it
 is less than a window before the fault, so that rule's detection can come out early.
 
+A trial whose healthy traffic already met the rule within one window before the switch (the
+busy machine stalled the service: requests over 200 ms before any fault) cannot judge detection:
+the rule rightly counts those requests, so the switch is no longer the truth.  It is counted and
+left out of the detection bounds, and at most one such trial per configuration is allowed.
+
 The table (config, trials, median and worst errors) is printed (``-s``) and written to
 ``ground-truth-live.txt`` in the test's temporary folder; every trial goes to
 ``ground-truth-live.json`` beside it.
@@ -221,6 +226,14 @@ class Trial:
     first_fixed: float  # when the first request the fixed service answered was sent
     step_rule_detected: float | None = None  # latency: the step's "p95 above 2 x baseline" rule
     step_rule_ms: float | None = None  # its threshold
+    # requests sent within one window before the switch that already met the rule (a stall of the busy
+    # machine: 9 healthy requests at 202-247 ms, 0.8 s before a switch, were seen so).  The rule rightly
+    # counts them, so the switch is no longer the truth: such a trial cannot judge detection.
+    pre_switch_affected: int = 0
+
+    @property
+    def judged(self) -> bool:
+        return self.pre_switch_affected == 0
 
     @property
     def hold(self) -> float:
@@ -298,13 +311,15 @@ def run_lane(users: int, folder: Path, trials_per_fault: int = TRIALS) -> list[T
                 records = load.records(since=t0 - 1)
                 marks = rehearsal.timeline.marks
                 first_affected = min(r.sent for r in records if r.ts > fault_on and affected(r))
+                window = alarm_rule(fault).scaled(SCALE).window_seconds  # type: ignore[attr-defined]
+                pre_switch = sum(1 for r in records if fault_on - window <= r.sent < fault_on and affected(r))
                 first_fixed = min(r.sent for r in records if r.ts > fault_off and r.version == STABLE)
                 step_rule, step_detected = step_latency_rule(rehearsal), None
                 if fault.kind == "latency":
                     step_detected = step_rule.moment(records, t0, done)
                 trials.append(Trial(users, fault.label, t0, fault_on, marks["detected"], first_affected,
                                     done, fault_off, marks["recovered"], first_fixed, step_detected,
-                                    step_rule.threshold_ms))
+                                    step_rule.threshold_ms, pre_switch))
                 assert t0 < fault_on < done < fault_off, trials[-1]
     finally:
         rehearsal.stop()
@@ -317,9 +332,11 @@ def table(trials: list[Trial]) -> str:
             f"{'recover worst':>13} {'rules added (worst)':>19}"]
     for users, fault in CONFIGS:
         mine = [t for t in trials if t.users == users and t.fault == fault.label]
-        detect, recover = [t.detect_error for t in mine], [t.recover_error for t in mine]
-        added = max(max(abs(t.detect_added), abs(t.recover_added)) for t in mine)
-        rows.append(f"{f'{users} users, {fault.label}':<22} {len(mine):>6} {statistics.median(detect):>+9.3f}s "
+        judged = [t for t in mine if t.judged] or mine
+        detect, recover = [t.detect_error for t in judged], [t.recover_error for t in mine]
+        added = max(max(abs(t.detect_added) if t.judged else 0.0, abs(t.recover_added)) for t in mine)
+        trials_said = f"{len(judged)}/{len(mine)}" if len(judged) < len(mine) else str(len(mine))
+        rows.append(f"{f'{users} users, {fault.label}':<22} {trials_said:>6} {statistics.median(detect):>+9.3f}s "
                     f"{max(detect, key=abs):>+11.3f}s {statistics.median(recover):>+10.3f}s "
                     f"{max(recover, key=abs):>+12.3f}s {added:>18.3f}s")
     rows.append("the latency step's own rule (p95 > 2 x the baseline's p95) on the same incidents, not asserted:")
@@ -329,6 +346,8 @@ def table(trials: list[Trial]) -> str:
         if errors:
             rows.append(f"  {users} users, threshold {mine[0].step_rule_ms:.1f} ms: detect median "
                         f"{statistics.median(errors):+.3f}s, worst {max(errors, key=abs):+.3f}s")
+    rows.append("trials a/b: a judged on detection; the others had requests meeting the rule within one window "
+                "before the switch (a stall of the machine, not the fault), so the switch was not the truth")
     return "\n".join(rows)
 
 
@@ -351,12 +370,15 @@ def live_trials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Trial
 def test_detection_and_recovery_are_within_half_a_second_of_the_switch_worst_case(live_trials, users, fault):
     mine = [t for t in live_trials if t.users == users and t.fault == fault.label]
     assert len(mine) == TRIALS
-    assert max(abs(t.detect_error) for t in mine) <= BOUND, [round(t.detect_error, 3) for t in mine]
+    judged = [t for t in mine if t.judged]
+    assert len(judged) >= TRIALS - 1, [t.pre_switch_affected for t in mine]  # a stall now and then, not a habit
+    assert max(abs(t.detect_error) for t in judged) <= BOUND, [round(t.detect_error, 3) for t in judged]
     assert max(abs(t.recover_error) for t in mine) <= BOUND, [round(t.recover_error, 3) for t in mine]
 
 
 def test_the_rules_add_nothing_to_what_the_traffic_showed(live_trials):
     """Detection is the first affected request (+ the hold), recovery the first request the fixed
     service answered: neither the poll cadence nor the windows add to them."""
-    added = [(t.users, t.fault, round(t.detect_added, 3), round(t.recover_added, 3)) for t in live_trials]
+    added = [(t.users, t.fault, round(t.detect_added, 3) if t.judged else 0.0, round(t.recover_added, 3))
+             for t in live_trials]
     assert all(abs(d) <= ADDED and abs(r) <= ADDED for *_, d, r in added), added
