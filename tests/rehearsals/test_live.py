@@ -75,6 +75,18 @@ def a_person(run: subprocess.Popen[str], act: Callable[[str, str, str], None]) -
     return reader, output
 
 
+def the_one_scenario(run: subprocess.Popen[str], act: Callable[[str, str, str], None],
+                     tmp_path: Path) -> tuple[dict, str]:
+    """A person acts at the hand-over; the run must pass; its one scenario's record and the output's end."""
+    reader, output = a_person(run, act)
+    code = run.wait(timeout=400)
+    reader.join(timeout=30)
+    said = "".join(output[-40:])
+    assert code == 0, said
+    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    return scenario, said
+
+
 def roll_back(method: str, kubeconfig: str, deployment: str, namespace: str) -> tuple[float, float]:
     """What the person types; returns (sent, returned) epoch seconds."""
     kubectl = ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace]
@@ -162,12 +174,7 @@ def test_the_people_drain_a_canary_and_the_weight_change_is_their_action(tmp_pat
         acted.append((sent, time.time()))
         subprocess.run([*kubectl, "delete", "deployment/demo-canary"], capture_output=True, check=True, timeout=30)
 
-    reader, output = a_person(run, person)
-    code = run.wait(timeout=400)
-    reader.join(timeout=30)
-    said = "".join(output[-40:])
-    assert code == 0, said
-    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    scenario, said = the_one_scenario(run, person, tmp_path)
     assert scenario["status"] == "passed", said
     [(sent, returned)] = acted
     [signals] = [e["data"] for e in events_of(scenario, "signals")]
@@ -191,12 +198,7 @@ def test_the_people_throw_the_kill_switch_and_the_flag_change_is_their_action(tm
                         "-p", json.dumps({"data": {"new-pricing": "off"}})], capture_output=True, check=True, timeout=30)
         acted.append((sent, time.time()))
 
-    reader, output = a_person(run, person)
-    code = run.wait(timeout=400)
-    reader.join(timeout=30)
-    said = "".join(output[-40:])
-    assert code == 0, said
-    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    scenario, _ = the_one_scenario(run, person, tmp_path)
     [(sent, returned)] = acted
     [signals] = [e["data"] for e in events_of(scenario, "signals")]
     assert sent - 0.05 <= signals["origin"] + signals["marks"]["acted"] <= returned + 0.5, (sent, returned, signals)
