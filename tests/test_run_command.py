@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gameday.journal import load, unclosed
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -36,6 +38,7 @@ def test_backup_feature_passes_and_writes_the_reports(tmp_path):
     assert "✓ Then the restore completes within 60 seconds" in result.stdout
     out = only_report(tmp_path)
     journal = json.loads((out / "journal.json").read_text())
+    assert unclosed(load(out / "journal.json")) == []
     [scenario] = journal["scenarios"]
     assert scenario["status"] == "passed"
     assert len(scenario["steps"]) == 7 and all(s["status"] == "passed" for s in scenario["steps"])
@@ -144,6 +147,7 @@ def test_ctrl_c_stops_everything_and_keeps_the_journal(tmp_path):
     assert leftovers.stdout == "", "processes left behind"
     journal = json.loads((only_report(tmp_path) / "journal.json").read_text())
     assert journal["status"] == "interrupted"
+    assert unclosed(load(only_report(tmp_path) / "journal.json")) == []  # an interrupted run is closed too
 
 
 def test_a_team_step_module_overrides_the_library_fixtures(tmp_path):

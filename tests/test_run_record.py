@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gameday.journal import load, unclosed
+
 STEPS = """\
 import pytest
 from pytest_bdd import given
@@ -45,3 +47,20 @@ def test_a_finished_runs_journal_is_closed_and_records_its_environment(tmp_path:
     # teardown belongs to its scenario, not to the run
     assert [(e["kind"], e["data"].get("during")) for e in scenario["events"]] == [("part-stopped", "teardown")]
     assert not [e for e in run["events"] if e["kind"] == "part-stopped"]
+    assert unclosed(load(tmp_path / "reports" / "r1" / "journal.json")) == []
+
+    # what a killed run leaves: the last journal it wrote, still open; `gameday report` renders it and says so
+    killed = json.loads(json.dumps(journal))
+    killed.update(end=None, status="running")
+    killed["run"].update(end=None, duration_s=None, status="running")
+    killed["scenarios"][0].update(end=None, duration_s=None, status="running")
+    del killed["environment"]["kubectl"]
+    (tmp_path / "reports" / "r1" / "journal.json").write_text(json.dumps(killed))
+    assert unclosed(load(tmp_path / "reports" / "r1" / "journal.json")) == [
+        "the run never ended", "run.end is missing", "run.duration_s is missing", "run.status is still running",
+        "environment.kubectl is missing", "scenarios[0] (one) never ended"]
+    rendered = subprocess.run([sys.executable, "-m", "gameday.cli", "report", "reports/r1"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    assert "is the record of a run that did not close (the run never ended; run.end is missing" in \
+        " ".join(rendered.stdout.split()), rendered.stdout

@@ -229,7 +229,7 @@ def steps(step_modules: tuple[str, ...]) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def report(run_dir: Path) -> None:
     """Render junit.xml, summary.md, incident.md and report.html again from a run's journal.json."""
-    from gameday.journal import load
+    from gameday.journal import load, unclosed
     from gameday.report import render_all
     from gameday.runner import print_summary
 
@@ -237,6 +237,11 @@ def report(run_dir: Path) -> None:
     if not journal_path.exists():
         raise ConfigError(f"{run_dir} has no journal.json", fix="pass a reports/<run-id>/ folder")
     data = load(journal_path)  # one line naming the file when it is empty, corrupt, truncated or not a journal
+    gaps = unclosed(data)
+    if gaps:  # a killed run leaves the last journal it wrote: render it, and say what it lacks
+        console.print(f"[yellow]note:[/yellow] {journal_path} is the record of a run that did not close "
+                      f"({'; '.join(gaps[:3])}{'; ...' if len(gaps) > 3 else ''}); the reports show what it "
+                      "recorded", highlight=False, soft_wrap=True)
     # Render everything first, then replace the files: a journal that cannot be rendered changes nothing.
     with tempfile.TemporaryDirectory(prefix="gameday-report-") as scratch:
         try:

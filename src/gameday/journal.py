@@ -443,6 +443,38 @@ def load(path: Path) -> JournalRecord:
         raise ConfigError(f"{path} is not a complete gameday journal: {_first_problem(data, exc)}", fix=fix) from None
 
 
+ENVIRONMENT = ("gameday", "python", "platform", "machine", "features", "kubectl", "postgresql")
+
+
+def unclosed(record: JournalRecord) -> list[str]:
+    """What keeps a run's journal from being the record a post-mortem cites, one phrase each:
+    the run or its own entry never closed, what it ran on not recorded, a scenario left open.
+    Empty for a finished run; a killed run (SIGKILL, power cut) leaves the last journal it wrote."""
+    gaps: list[str] = []
+    if not record.get("end") or record["status"] == "running":
+        gaps.append("the run never ended")
+    run = record.get("run")
+    if run is None:
+        gaps.append("run is missing")
+    else:
+        gaps += [f"run.{key} is missing" for key in ("end", "duration_s") if run.get(key) is None]
+        if run["status"] == "running":
+            gaps.append("run.status is still running")
+    env = record.get("environment") or {}
+    gaps += [f"environment.{key} is missing" for key in ENVIRONMENT if key not in env]
+    machine = env.get("machine") or {}
+    gaps += [f"environment.machine.{key} is missing" for key in ("cores", "memory_bytes") if not machine.get(key)]
+    for part, chosen in (env.get("providers") or {}).items():
+        if not (isinstance(chosen, dict) and chosen.get("name") and chosen.get("why")):
+            gaps.append(f"environment.providers.{part} does not say which provider and why")
+    if "cluster" in (env.get("providers") or {}) and not env.get("kubernetes"):
+        gaps.append("environment.kubernetes (the server version) is missing")
+    for i, scenario in enumerate(record["scenarios"]):
+        if scenario.get("end") is None or scenario["status"] == "running" or scenario["duration_s"] is None:
+            gaps.append(f"scenarios[{i}] ({scenario['name']}) never ended")
+    return gaps
+
+
 _WANTED = {"float_type": "int or float", "int_type": "int", "string_type": "str", "list_type": "list",
            "dict_type": "object", "bool_type": "bool", "typed_dict_type": "object", "model_type": "object"}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gameday.cluster.build import is_built
+from gameday.journal import load, unclosed
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "node-inventory"
@@ -36,3 +37,4 @@ def test_the_node_example_passes_its_game_day(tmp_path: Path, gameday):
         assert max(p["error_rate"] for p in after) > 0.05  # the harness's fault really broke the release
         assert after[-1]["error_rate"] == 0 and after[-1]["versions"] == {"2.3.0": 1.0}  # read from the JSON body
     assert journal["environment"]["providers"]["cluster"]["name"] == "local"
+    assert unclosed(load(journal_path)) == []

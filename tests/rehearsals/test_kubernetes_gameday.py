@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gameday.cluster.build import is_built
+from gameday.journal import load, unclosed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,6 +26,7 @@ def run_feature(feature: Path, cwd: Path) -> tuple[int, dict]:
                             capture_output=True, text=True, timeout=900, cwd=cwd)
     journals = list((cwd / "r").glob("*/journal.json"))
     assert len(journals) == 1, result.stdout + result.stderr
+    assert unclosed(load(journals[0])) == []  # closed, with what it ran on, whatever the verdict
     return result.returncode, json.loads(journals[0].read_text())
 
 
