@@ -36,6 +36,8 @@ svg{max-width:100%;height:auto}
 </style></head><body>
 <h1>gameday run {{ j.run_id }}</h1>
 <p class="{{ j.status }}"><strong>{{ j.status | upper }}</strong> · started {{ j.start }}</p>
+<p>Across runs: <a href="trend.html">trend.html</a> (each scenario's time to rollback over its last runs, from
+the history) · for the ticket: <a href="incident.md">incident.md</a></p>
 <table><tr><th>Scenario</th><th>Verdict</th><th>Duration</th></tr>
 {% for s in j.scenarios %}<tr><td><a href="#s{{ loop.index }}">{{ s.name }}</a></td>
 <td class="{{ s.status }}">{{ mark(s.status) }} {{ s.status }}</td><td>{{ "%.1f" | format(s.duration_s or 0) }} s</td></tr>
