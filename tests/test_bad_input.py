@@ -629,6 +629,11 @@ OTHERS = [
          "--manifests", "nowhere", needle="nowhere"),
     case("steps-command-no-such-module", "steps", "--steps", "no.such.module", needle="step module no.such.module"),
     case("ecs-rollback-unknown-service", "aws", "ecs-rollback", "--service", "nosuch", needle="service 'nosuch'"),
+    case("docker-image-no-daemon", "docker", "image", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+         needle="no Docker daemon answers at unix:///nonexistent/docker.sock"),
+    case("container-database-no-daemon", "run", "f.feature", files={"f.feature": feature("Given the orders database of the demo service with 100 orders")},
+         env={"GAMEDAY_DATABASE": "container", "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+         needle="no Docker daemon answers at unix:///nonexistent/docker.sock"),
 ]
 
 CORPUS = [*FEATURES, *RUN_OPTIONS, *PROJECTS, *SETTING_CASES, *DATABASES, *MIGRATIONS, *RUNBOOKS, *IMAGE_CATALOGS,

@@ -51,6 +51,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "cluster": ("gameday.cluster.cli", "cluster"),
     "aws": ("gameday.aws.cli", "aws"),
     "runbook": ("gameday.runbook.cli", "runbook"),
+    "docker": ("gameday.containers.cli", "docker"),
 }
 
 

@@ -107,7 +107,8 @@ def choose(kind: str, explicit: str | None = None, *, docker: Callable[[], Docke
             status = docker()
             if not status:
                 raise EnvironmentNotReady(f"{kind} provider {wanted!r} needs Docker: {status.detail}",
-                                          fix=f"start Docker, or set GAMEDAY_{kind.upper()}={LOCAL_DEFAULT[kind]}")
+                                          fix="start Docker (as root without one: `gameday docker engine`, then export "
+                                              f"the DOCKER_HOST it prints), or set GAMEDAY_{kind.upper()}={LOCAL_DEFAULT[kind]}")
         return Choice(kind, wanted, "explicit")
     if kind in DOCKER_BACKED:
         status = docker()

@@ -115,6 +115,7 @@ def run_features(
         paths = [team.root / "features"]  # the project's own game day
     files = feature_files.feature_files(paths)
     cluster = choose("cluster").name
+    choose("database")  # a database named in GAMEDAY_DATABASE that cannot run here is refused now, not mid-scenario
     feature_files.validate(files, step_modules, check=Preflight(team, embedded=cluster == "local"))
     if cluster == "kubeconfig":  # a named cluster is checked now, not when the first scenario needs it
         from gameday.cluster.kubeconfig import KubeconfigCluster

@@ -223,6 +223,9 @@ SETTINGS: dict[str, Setting] = {
                 kind="int", low=1, high=256, unit="parallel jobs"),
         Setting("database", "", "database provider: local, container (Docker) or dsn; unset = container if a Docker "
                 "daemon answers, else local", kind="choice", choices=_providers("database")),
+        Setting("postgres-image", "", "image of the container database provider (default: the one built here from "
+                "the machine's PostgreSQL when the Docker engine has it, else the official image; built here when no "
+                "registry answers)"),
         Setting("cluster", "auto", "cluster provider: local, k3s (Docker) or kubeconfig; auto = Docker if a daemon "
                 "answers, else local", kind="choice", choices=_providers("cluster")),
         Setting("kubeconfig", "", "kubeconfig of an existing rehearsal cluster for the kubeconfig provider "

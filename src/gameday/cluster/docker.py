@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.cluster.access import ClusterAccess
-from gameday.containers import ContainerProvider
+from gameday.containers import ContainerProvider, has_image
 from gameday.errors import EnvironmentNotReady
 from gameday.journal import Journal
 from gameday.lifecycle import temp_dir
@@ -36,9 +36,20 @@ class K3sCluster(ClusterAccess, ContainerProvider):
         self._client: Any = None
 
     def start(self) -> K3sCluster:
-        def make() -> Any:
+        def make(client: Any) -> Any:
+            from docker.errors import DockerException
             from testcontainers.community.k3s import K3SContainer
 
+            if not has_image(client, self.image):  # k3s itself is an image only a registry (or docker load) gives
+                try:
+                    client.images.pull(self.image)
+                except DockerException:
+                    raise EnvironmentNotReady(
+                        f"k3s cluster: the image {self.image} is not in the Docker engine and cannot be pulled "
+                        "(no registry answers); k3s (like kind) runs from an image a registry provides, and it "
+                        "would need the service's images loaded into it too",
+                        fix="`docker load` the k3s image where there is no registry, or set GAMEDAY_CLUSTER=local "
+                            "for the embedded cluster") from None
             return K3SContainer(self.image)
 
         container = self._start_container(make, what="k3s cluster", local_setting="GAMEDAY_CLUSTER",

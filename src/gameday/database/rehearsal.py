@@ -13,6 +13,7 @@ a backup needing roles nobody supplied is bad input (ConfigError), named before 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,11 @@ from gameday.lifecycle import temp_dir
 
 class BackupRehearsal:
     def __init__(self, source: Dsn, *, journal: Journal | None = None, snapshot_dir: Path | None = None,
-                 time_columns: dict[str, str] | None = None) -> None:
+                 time_columns: dict[str, str] | None = None, scratch: Callable[[str], Any] | None = None) -> None:
+        """``scratch(database)``: an unstarted server to restore into (``.start()``, ``.dsn``, ``.stop()``);
+        by default a local Postgres; a container source restores into a container of the same image."""
         self.source = source
+        self.scratch_server = scratch or (lambda name: LocalPostgres("scratch", database=name, journal=journal))
         self.journal = journal
         self.snapshot_dir = snapshot_dir
         self.time_columns = dict(time_columns or {})
@@ -50,7 +54,7 @@ class BackupRehearsal:
         self.verification = Verification()
         self.loss: DataLoss | None = None
         self.restore_error: RehearsalFailed | None = None
-        self._scratch: LocalPostgres | None = None
+        self._scratch: Any = None
         self._source_before: DatabaseState | None = None
 
     # -- acts -----------------------------------------------------------------
@@ -79,7 +83,7 @@ class BackupRehearsal:
         needed = None if no_owner else roles_needed(self.taken.path)  # None: unreadable; the restore says why
         if needed and roles_file is None:
             self._require_roles(needed, set(), None)  # a fresh scratch server has only its superuser
-        self._scratch = LocalPostgres("scratch", database=self.source.dbname or "restored", journal=self.journal)
+        self._scratch = self.scratch_server(self.source.dbname or "restored")
         self._scratch.start()
         target = Dsn.parse(self._scratch.dsn, use_env=False)
         if roles_file is not None:
