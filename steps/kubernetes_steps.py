@@ -78,6 +78,15 @@ def pruned(kubernetes_rehearsal, release):
     kubernetes_rehearsal.prune_image(None, release)
 
 
+@given(step('release "{release}" can no longer start'))
+def cannot_start(kubernetes_rehearsal, release):
+    """A new container of a release exits at start from now on, as when a later release changed the
+    configuration, secret or schema it reads at start: pods running it keep running, a rollback to it
+    crash-loops (the embedded cluster).
+    Example: And release "1.4.2" can no longer start"""
+    kubernetes_rehearsal.crash_release(None, release)
+
+
 @given(step("steady traffic from {users:d} users"))
 def steady_traffic(kubernetes_rehearsal, users):
     """The service's own load (project file) with this many users; a clean baseline is taken first.

@@ -209,6 +209,8 @@ FEATURES = [
          files={"f.feature": feature('Given the service "checkout" runs release "1.0.0" with 3 replicas')}),
     case("feature-unknown-release", "run", "f.feature", needle="gameday/demo:9.9.9",
          files={"f.feature": feature('Given the service "demo" runs release "9.9.9" with 3 replicas')}),
+    case("feature-unknown-release-to-break", "run", "f.feature", needle="gameday/demo:9.9.9",
+         files={"f.feature": feature(OK_STEP, 'And release "9.9.9" can no longer start')}),
     case("feature-unknown-deployment", "run", "f.feature", needle="deployment 'web' is not a Deployment",
          files={"f.feature": feature(OK_STEP, 'When the on-call engineer undoes the rollout of deployment "web"')}),
     case("feature-bad-fault", "run", "f.feature", needle="error-rate=2",

@@ -22,7 +22,7 @@ Example (the ``images:`` of a project file, or a catalog file given with ``--ima
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class ImageCatalog:
     def __init__(self) -> None:
         self._repos: dict[str, _Repository] = {}
         self._pruned: set[tuple[str, str]] = set()  # (repository, tag) a rehearsal took out of the "registry"
+        self._crashing: set[tuple[str, str]] = set()  # (repository, tag) a rehearsal made unable to start
 
     def prune(self, image: str) -> None:
         """Take one image out of the registry, as a retention policy would: pods already running keep it,
@@ -87,6 +88,18 @@ class ImageCatalog:
         repo_name, tag = split_reference(image)
         repo = self._find_repository(repo_name)
         self._pruned.discard((repo.name if repo else repo_name, tag))
+
+    def crash_on_start(self, image: str, crashing: bool = True) -> None:
+        """From now on a new container of ``image`` exits at start (CrashLoopBackOff), as a release does
+        whose configuration, secret or schema a later release changed under it; running ones keep
+        running.  ``crashing=False`` mends it."""
+        repo_name, tag = split_reference(image)
+        repo = self._find_repository(repo_name)
+        key = (repo.name if repo else repo_name, tag)
+        if crashing:
+            self._crashing.add(key)
+        else:
+            self._crashing.discard(key)
 
     @classmethod
     def load(cls, *paths: Path) -> ImageCatalog:
@@ -171,7 +184,10 @@ class ImageCatalog:
         argv = [part.replace("{python}", sys.executable).replace("{tag}", tag).replace("{dir}", repo.directory)
                 for part in repo.command]
         argv += [str(a) for a in spec.get("args") or []]
-        return ImageSpec(image=image, argv=argv, env=env, port=repo.port, fault=repo.faults.get(tag, FaultSpec()))
+        fault = repo.faults.get(tag, FaultSpec())
+        if (repo.name, tag) in self._crashing:
+            fault = replace(fault, crash_on_start=True)
+        return ImageSpec(image=image, argv=argv, env=env, port=repo.port, fault=fault)
 
     def _find_repository(self, name: str) -> _Repository | None:
         # Match the full path first, then without registry host, then the last path part,

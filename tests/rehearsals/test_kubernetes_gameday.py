@@ -249,21 +249,27 @@ def test_an_automatic_rollback_whose_rules_never_hold_fails_and_rolls_nothing_ba
     assert not any("rollout undo" in c for c in commands)
 
 
-def test_a_rollback_to_a_pruned_image_is_seen_failing_and_the_escalation_is_timed(tmp_path):
+def test_a_rollback_to_a_pruned_or_crashing_release_is_seen_failing_and_the_escalation_is_timed(tmp_path):
     text = (REPO / "features" / "failed_rollback.feature").read_text()
-    scenario = text[text.index("  Scenario:"):]
-    not_pruned = (scenario.replace("  Scenario: The previous image", "  Scenario: Still there: the previous image")
+    first = text[text.index("  Scenario:"):text.index("  Scenario:", text.index("  Scenario:") + 1)]
+    not_broken = (first.replace("  Scenario: The previous image", "  Scenario: Still there: the previous image")
                   .replace('    And the registry no longer has release "1.0.0"\n', ""))
     feature = tmp_path / "failed.feature"
-    feature.write_text(text + "\n" + not_pruned)
+    feature.write_text(text + "\n" + not_broken)
     code, journal = run_feature(feature, tmp_path)
-    pruned, kept = journal["scenarios"]
-    assert pruned["status"] == "passed", pruned["error"]
-    found = {m["name"]: m for st in pruned["steps"] for m in st["measurements"]}
-    assert 0 < found["time to see the rollback fail"]["value"] <= 60
-    assert found["time to recover after the rollback failed (escalation)"]["value"] > 0
-    stuck = [e["message"] for st in pruned["steps"] for e in st["events"] if e["kind"] == "rollback-stuck"]
-    assert stuck and ("ErrImagePull" in stuck[0] or "ImagePullBackOff" in stuck[0]), stuck
-    # the registry serves the image again after the scenario: the next one rolls back to it
+    pruned, crashing, kept = journal["scenarios"]
+    for scenario, reasons in ((pruned, ("ErrImagePull", "ImagePullBackOff")), (crashing, ("CrashLoopBackOff",))):
+        assert scenario["status"] == "passed", scenario["error"]
+        found = {m["name"]: m for st in scenario["steps"] for m in st["measurements"]}
+        assert 0 < found["time to see the rollback fail"]["value"] <= 60
+        assert found["time to recover after the rollback failed (escalation)"]["value"] > 0
+        stuck = [e["message"] for st in scenario["steps"] for e in st["events"] if e["kind"] == "rollback-stuck"]
+        assert stuck and any(reason in stuck[0] for reason in reasons), stuck
+    # the previous release kept serving until the bad deploy: it broke only for new containers
+    [signals] = [e["data"] for part in (crashing, *crashing["steps"]) for e in part["events"] if e["kind"] == "signals"]
+    before = [p for p in signals["series"] if p["t"] < signals["marks"]["t0"] and p["error_rate"] is not None]
+    assert before and all(p["error_rate"] == 0 for p in before)
+    # the registry serves the image again after the scenario, and the release starts again: the next
+    # scenario rolls back to it
     assert code == 1 and kept["status"] == "failed"
     assert "completed its rollback: it did not fail" in kept["error"], kept["error"]

@@ -105,6 +105,7 @@ class KubernetesRehearsal:
         self.automatic: AutomaticRollback | None = None  # declared rules that roll back by themselves
         self.watched: dict[str, Trigger] = {}  # the alarm and rollback rules the scenario used, backtested at its end
         self.pruned: list[str] = []  # images this scenario took out of the embedded cluster's registry
+        self.crashing: list[str] = []  # images this scenario made unable to start
 
     # -- names -----------------------------------------------------------------------------
     def service(self, name: str | None = None) -> Service:
@@ -299,6 +300,8 @@ class KubernetesRehearsal:
         catalog = getattr(getattr(self.cluster, "kubelet", None), "catalog", None)
         while self.pruned and catalog is not None:  # the registry serves them again for the next scenario
             catalog.unprune(self.pruned.pop())
+        while self.crashing and catalog is not None:
+            catalog.crash_on_start(self.crashing.pop(), False)
         for name, deployed in self.deployed.items():
             if deployed.objects:  # everything the team's manifests made, in the rehearsal namespace
                 kubectl = self.kubectl(self.project.service(name))
@@ -386,6 +389,21 @@ class KubernetesRehearsal:
         catalog.prune(image)
         self.pruned.append(image)
         self._event("registry", f"{image} pruned from the registry: a new pull of it fails", image=image)
+
+    def crash_release(self, name: str | None, release: str) -> None:
+        """A new container of ``release`` exits at start from now on (its configuration, secret or schema
+        changed under it); pods running it keep running.  The embedded cluster's image catalog only."""
+        service = self.service(name)
+        image = self.manifests(service).image(release)
+        self.cluster.check_image(image)
+        catalog = getattr(getattr(self.cluster, "kubelet", None), "catalog", None)
+        if catalog is None or not hasattr(catalog, "crash_on_start"):
+            raise ConfigError("making a release unable to start needs the embedded cluster, whose containers "
+                              "gameday runs", fix="run this scenario on the embedded cluster (GAMEDAY_CLUSTER=local)")
+        catalog.crash_on_start(image)
+        self.crashing.append(image)
+        self._event("release-broken", f"{image} can no longer start: a new container of it exits at once "
+                    "(running ones keep running)", image=image)
 
     # -- feature flags (a ConfigMap of the rehearsal's, one key per flag) ---------------------
     def flags_configmap(self, service: Service) -> str:
