@@ -63,11 +63,12 @@ def flag_on(kubernetes_rehearsal, flag, service):
 @given(step('the service "{service}" rolls back automatically by {action} when one of these rules holds:'))
 def automatic_rollback(kubernetes_rehearsal, service, action, datatable):
     """Declared rules (| rule | threshold | for |: error rate above N %, pNN latency above K × baseline or
-    N ms), watched from the bad deploy on; the first to hold takes the action (undoing the rollout,
+    N ms, health checks failing above N %), watched from the bad deploy on; the first to hold takes the action (undoing the rollout,
     switching back to the blue track, draining the canary, turning feature flag "NAME" off).
     Example: Given the service "checkout-api" rolls back automatically by undoing the rollout when one of these rules holds:"""
     kubernetes_rehearsal.service(service)
     kubernetes_rehearsal.automatic = AutomaticRollback(rules_from_table(datatable), action_from_text(action))
+    kubernetes_rehearsal.automatic.arm(kubernetes_rehearsal)
 
 
 @given(step('the registry no longer has release "{release}"'))

@@ -173,6 +173,12 @@ FEATURES = [
          files={"f.feature": feature(OK_STEP, 'And the service "demo" rolls back automatically by undoing the rollout '
                                               "when one of these rules holds:",
                                      table="      | rule | threshold | for |\n      | cpu above | 90 % | 1 min |\n")}),
+    case("automatic-health-rule-not-a-percentage", "run", "f.feature",
+         needle="threshold 'most' for 'health checks failing above' is not a percentage",
+         files={"f.feature": feature(OK_STEP, 'And the service "demo" rolls back automatically by undoing the rollout '
+                                              "when one of these rules holds:",
+                                     table="      | rule | threshold | for |\n"
+                                           "      | health checks failing above | most | 1 min |\n")}),
     case("automatic-action-unknown", "run", "f.feature", needle="'paging someone' is not an action gameday knows",
          files={"f.feature": feature(OK_STEP, 'And the service "demo" rolls back automatically by paging someone '
                                               "when one of these rules holds:",

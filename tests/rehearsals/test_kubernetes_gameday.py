@@ -222,7 +222,8 @@ def test_the_automatic_rollback_fires_on_the_rule_that_holds_and_its_delay_is_de
     fired = [[e for st in s["steps"] for e in st["events"] if e["kind"] == "automatic-rollback"]
              for s in journal["scenarios"]]
     assert [f[0]["data"]["rule"] for f in fired] == ["error rate above 5 % for 4 s", "p95 latency above 2 × baseline for 8 s",
-                                                    "error rate above 5 % for 4 s"]
+                                                    "error rate above 5 % for 4 s",
+                                                    "health checks failing above 20 % for 4 s"]
     for scenario, [event] in zip(journal["scenarios"], fired, strict=True):
         found = {m["name"]: m for st in scenario["steps"] for m in st["measurements"]}
         assert "automatic rollback's own delay" in found["time to decide"]["detail"]
@@ -233,6 +234,15 @@ def test_the_automatic_rollback_fires_on_the_rule_that_holds_and_its_delay_is_de
         assert found["time to detect"]["value"] >= 4  # the rule needs 4 s (8 s) of the condition
     commands = [e["message"] for st in journal["scenarios"][2]["steps"] for e in st["events"] if e["kind"] == "kubectl"]
     assert any("patch virtualservice/demo" in c and '"value": 0}' in c for c in commands)
+    # pods that never pass their health checks: the traffic never shows it (the previous pods serve), the
+    # health checks do, and only they would have fired
+    unhealthy = journal["scenarios"][3]
+    [backtest] = [e["data"]["rows"] for e in unhealthy["events"] if e["kind"] == "backtest"]
+    fires = {row["rule"]: row["fires_at"] for row in backtest}
+    assert fires["automatic: error rate above 5 % for 4 s"] is None
+    assert fires["automatic: health checks failing above 20 % for 4 s"] is not None
+    [signals] = [e["data"] for e in unhealthy["events"] if e["kind"] == "signals"]
+    assert all(p["error_rate"] in (None, 0) for p in signals["series"])
 
 
 def test_an_automatic_rollback_whose_rules_never_hold_fails_and_rolls_nothing_back(tmp_path):

@@ -53,6 +53,8 @@ class TriggerTimeout(RehearsalFailed):
 class Trigger:
     """Common part of every rule: waiting, scaling, describing."""
 
+    source: ClassVar[str] = "traffic"  # what its records are: the service's requests, or "health checks"
+
     def evaluate(self, records: Sequence[RequestRecord], now: float) -> bool:
         raise NotImplementedError
 
@@ -153,7 +155,7 @@ class _Sustained(Trigger):
         kept = sorted((r for r in records if floor <= r.sent <= held), key=lambda r: r.sent)
         timed = [(r.sent, self.bad(r)) for r in kept]
         if self.alarm:
-            bad = [t for t, is_bad in timed if is_bad]
+            bad = sorted({t for t, is_bad in timed if is_bad})  # distinct moments: checks share theirs
             if not bad:
                 return held
             sent = [t for t, _ in timed]
@@ -223,6 +225,27 @@ class ErrorRateAbove(_Sustained):
 
     def describe(self) -> str:
         return f"error rate > {self.threshold:.1%}{self._held_for()}"
+
+
+@dataclass(frozen=True)
+class HealthChecksFailingAbove(ErrorRateAbove):
+    """The share of failed health checks (gameday.load.health: each pod's readiness, sampled) over a
+    window, above ``threshold``: "more than 50 % of health checks failing for 1 min"."""
+
+    source: ClassVar[str] = "health checks"
+    # one pod failing among healthy ones is no onset of "more than half failing": the stretch starts
+    # where the share from there on holds
+    tails: ClassVar[bool] = True
+
+    def value(self, sample: Sequence[RequestRecord]) -> str:
+        return f"{_pct(error_rate(sample))} of health checks failing"
+
+    def observe(self, records: Sequence[RequestRecord], now: float) -> str:
+        sample = window(records, now - self.window_seconds, now)
+        return f"{self.value(sample)} ({len(sample)} checks in the last {self.window_seconds:g}s)"
+
+    def describe(self) -> str:
+        return f"health checks failing > {self.threshold:.1%}{self._held_for()}"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,11 @@ Rules are a table, one per row, in the words runbooks use::
     | error rate above  | 5 %          | 2 min |
     | p95 latency above | 2 × baseline | 5 min |
     | p99 latency above | 800 ms       | 1 min |
+    | health checks failing above | 50 % | 1 min |
+
+A health-check rule reads each pod's readiness behind the Service, sampled every 0.5 s
+(:mod:`gameday.load.health`), not the traffic: it sees a release whose pods never become
+healthy, which the traffic does not show while the previous pods keep serving.
 
 Actions: ``undoing the rollout``, ``switching back to the blue track``, ``draining the
 canary``, ``turning feature flag "new-pricing" off``.
@@ -29,7 +34,7 @@ from typing import Any
 
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.lifecycle import raise_if_a_part_died
-from gameday.load.triggers import ErrorRateAbove, LatencyAbove, Trigger
+from gameday.load.triggers import ErrorRateAbove, HealthChecksFailingAbove, LatencyAbove, Trigger
 
 EVALUATION_INTERVAL_S = 0.5  # how often the rules are evaluated, as an analysis run's interval
 HEADER = ["rule", "threshold", "for"]
@@ -80,12 +85,13 @@ def rules_from_table(rows: Sequence[Sequence[str]], where: str = "the rules tabl
         name, threshold, held = (cell.strip() for cell in row[:3])
         seconds = _seconds(held, at)
         low = name.lower()
-        if low == "error rate above":
+        if low in ("error rate above", "health checks failing above"):
             match = _PERCENT.fullmatch(threshold)
             if not match or not 0 <= float(match.group(1)) < 100:
                 raise ConfigError(f"{at}: threshold {threshold!r} for {name!r} is not a percentage",
                                   fix="write e.g. '5 %'")
-            trigger: Trigger = ErrorRateAbove(threshold=float(match.group(1)) / 100, for_seconds=seconds)
+            kind = ErrorRateAbove if low == "error rate above" else HealthChecksFailingAbove
+            trigger: Trigger = kind(threshold=float(match.group(1)) / 100, for_seconds=seconds)
         elif latency := _LATENCY.fullmatch(low):
             p = float(latency.group(1))
             factor, ms = _FACTOR.fullmatch(threshold.lower()), _MS.fullmatch(threshold.lower())
@@ -98,7 +104,8 @@ def rules_from_table(rows: Sequence[Sequence[str]], where: str = "the rules tabl
                                   fix="write e.g. '2 × baseline' or '800 ms'")
         else:
             raise ConfigError(f"{at}: unknown rule {name!r}",
-                              fix="use 'error rate above' or 'p50/p90/p95/p99 latency above'")
+                              fix="use 'error rate above', 'p50/p90/p95/p99 latency above' or "
+                                  "'health checks failing above'")
         rules.append(Rule(f"{name} {threshold} for {held}", trigger))
     return rules
 
@@ -141,6 +148,11 @@ class AutomaticRollback:
             out.append((rule, trigger.scaled(r.timeline.scale) if r.timeline.scale != 1 else trigger))
         return out
 
+    def arm(self, r: Any) -> None:
+        """Start what the rules read besides the traffic (the health checks), before the bad deploy."""
+        if any(rule.trigger.source == "health checks" for rule in self.rules):
+            r.health_checks()
+
     def fire_within(self, r: Any, timeout: float) -> Rule:
         """Evaluate every ``interval`` from the bad deploy on; the first rule to hold triggers the action."""
         if r.live is not None:
@@ -152,16 +164,18 @@ class AutomaticRollback:
                               fix="roll out the bad release (or switch the Service) before this step")
         load = r.require_load()
         rules = self.prepared(r)
+        self.arm(r)
+        sources = {"traffic": load.records, "health checks": lambda since: r.health_checks().records(since=since)}
         for rule, trigger in rules:
             r.watched.setdefault(f"automatic: {rule.text}", trigger)
         deadline = time.monotonic() + timeout
         while True:
             raise_if_a_part_died("the automatic rollback's rules")
             now = time.time()
-            records = load.records(since=t0)
             for rule, trigger in rules:
+                records = sources[trigger.source](t0)
                 if trigger.evaluate(records, now):
-                    held = trigger.moment(load.records(since=t0 - 1), t0, now)
+                    held = trigger.moment(sources[trigger.source](t0 - 1), t0, now)
                     r.timeline.mark("detected", held)
                     r.timeline.decided_by = (f"the automatic rollback's own delay: rules evaluated every "
                                              f"{self.interval:g} s, then {self.action.text}")
@@ -171,7 +185,8 @@ class AutomaticRollback:
                     self.action.run(r)
                     return rule
             if time.monotonic() >= deadline:
-                last = "; ".join(f"{rule.text}: {trigger.observe(records, now)}" for rule, trigger in rules)
+                last = "; ".join(f"{rule.text}: {trigger.observe(sources[trigger.source](t0), now)}"
+                                 for rule, trigger in rules)
                 raise RehearsalFailed(f"no rule of the automatic rollback held within {timeout:g}s ({last}), "
                                       "so nothing rolled back")
             time.sleep(self.interval)

@@ -35,6 +35,7 @@ from gameday.load import LoadGenerator
 from gameday.load.backtest import STEP_S as BACKTEST_STEP_S
 from gameday.load.backtest import backtest
 from gameday.load.baseline import Baseline, capture_baseline
+from gameday.load.health import HealthChecks
 from gameday.load.signals import signal_series
 from gameday.load.triggers import Trigger
 from gameday.manifests import Manifests, to_yaml
@@ -106,6 +107,7 @@ class KubernetesRehearsal:
         self.watched: dict[str, Trigger] = {}  # the alarm and rollback rules the scenario used, backtested at its end
         self.pruned: list[str] = []  # images this scenario took out of the embedded cluster's registry
         self.crashing: list[str] = []  # images this scenario made unable to start
+        self._health: HealthChecks | None = None  # readiness of the service's pods, sampled (health-check rules)
 
     # -- names -----------------------------------------------------------------------------
     def service(self, name: str | None = None) -> Service:
@@ -294,6 +296,8 @@ class KubernetesRehearsal:
     def stop(self) -> None:
         if self.live is not None:
             self.live.stop()
+        if self._health is not None:
+            self._health.stop()
         if self.load is not None:
             self.load.stop()
             self.load = None
@@ -332,8 +336,12 @@ class KubernetesRehearsal:
         healthy = [(records[0].ts, t0)]
         if "recovered" in self.timeline.marks:
             healthy.append((self.timeline.marks["recovered"] + RECOVERY_SETTLE_S, end))
-        rows = backtest(list(self.watched.items()), records, t0=t0, healthy=healthy, end=end)
-        self.journal.event("backtest", f"{len(rows)} rules replayed on {len(records)} recorded requests",
+        checks = self._health.records() if self._health is not None else []
+        rows = [row for source, recorded in (("traffic", records), ("health checks", checks))
+                for row in backtest([(text, rule) for text, rule in self.watched.items() if rule.source == source],
+                                    recorded, t0=t0, healthy=healthy, end=end)]
+        self.journal.event("backtest", f"{len(rows)} rules replayed on {len(records)} recorded requests"
+                           + (f" and {len(checks)} health checks" if checks else ""),
                            rows=[row.to_dict() for row in rows], step_s=BACKTEST_STEP_S)
 
     # -- the incident ----------------------------------------------------------------------
@@ -389,6 +397,22 @@ class KubernetesRehearsal:
         catalog.prune(image)
         self.pruned.append(image)
         self._event("registry", f"{image} pruned from the registry: a new pull of it fails", image=image)
+
+    def health_checks(self) -> HealthChecks:
+        """The health checks of the scenario's service: each pod its Service selects, Ready or not, sampled
+        every 0.5 s from the first call on (gameday.load.health)."""
+        if self._health is None:
+            service = self.service(None)
+            found = json.loads(self.kubectl(service).run("get", f"service/{service.service_name}", "-o", "json").stdout)
+            selector = (found.get("spec") or {}).get("selector") or {}
+            if not selector:
+                raise ConfigError(f"service/{service.service_name} selects no pods, so it has no health checks to read",
+                                  fix="give the Service a selector, or drop the health-check rule")
+            self._health = HealthChecks(self.cluster.api_client(), service.namespace, selector).start()
+            self._event("health-checks", f"health checks: the readiness of the pods service/{service.service_name} "
+                        f"selects ({self._health.selector}), sampled every {self._health.interval:g} s",
+                        selector=self._health.selector, interval_s=self._health.interval)
+        return self._health
 
     def crash_release(self, name: str | None, release: str) -> None:
         """A new container of ``release`` exits at start from now on (its configuration, secret or schema
