@@ -123,6 +123,9 @@ def controller_manager_flags(lay: Layout) -> list[str]:
         *_delegated(lay, "kube-controller-manager"),
         "--controllers=*",  # the default set: deployment, replicaset, endpointslice, nodelifecycle, serviceaccount...
         "--use-service-account-credentials=true",
+        # Its client's default rate limit (20 QPS, burst 30) paces its start: each controller fetches its own
+        # service-account credentials, so ~40 controllers queued behind the limiter took ~5 s on loopback.
+        "--kube-api-qps=500", "--kube-api-burst=1000",
         # The serviceaccount-token controller signs tokens and publishes the root CA to every namespace.
         f"--service-account-private-key-file={pki.service_account_key}",
         f"--root-ca-file={pki.ca.cert}",
