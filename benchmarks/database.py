@@ -1,6 +1,7 @@
 """Database benchmarks: local Postgres cold start; snapshot + restore + verify of a generated
-database of about GAMEDAY_BENCH_DB_MB megabytes (default 1024), against a raw copy of the
-same data directory, in the same run.
+database of about GAMEDAY_BENCH_DB_MB megabytes (default 1024), logical (pg_dump custom and
+directory formats) and physical (pg_basebackup, restored by starting a copy), against a raw copy
+of the same data directory, in the same run.
 
     python benchmarks/database.py            # ~1 GB, a few minutes on 2 cores
     GAMEDAY_BENCH_DB_MB=100 python benchmarks/database.py
@@ -56,10 +57,12 @@ def _size_mb(conn: psycopg.Connection) -> float:
 
 
 def rehearse(db: LocalPostgres, fmt: str) -> dict[str, float]:
-    os.environ["GAMEDAY_DUMP_FORMAT"] = fmt
+    """``fmt``: a pg_dump format (custom, directory), or physical (pg_basebackup, started as a copy)."""
+    if fmt != "physical":
+        os.environ["GAMEDAY_DUMP_FORMAT"] = fmt
     began = time.monotonic()
     with BackupRehearsal(Dsn.parse(db.dsn, use_env=False)) as rehearsal:
-        snap = rehearsal.snapshot("bench")
+        snap = rehearsal.snapshot("bench", method="physical" if fmt == "physical" else "logical")
         t_snap = time.monotonic() - began
         rehearsal.restore()
         rehearsal.require_matches_snapshot()
@@ -93,9 +96,9 @@ def main() -> int:
             size = _size_mb(conn)
             rows = conn.execute("SELECT (SELECT count(*) FROM orders) + (SELECT count(*) FROM events)").fetchone()[0]
         print(f"generated database: {size:.0f} MB, {rows} rows in {gen:.1f} s")
-        results = {fmt: rehearse(db, fmt) for fmt in ("custom", "directory")}
+        results = {fmt: rehearse(db, fmt) for fmt in ("custom", "directory", "physical")}
         for fmt, r in results.items():
-            print(f"{fmt:>9} format: snapshot {r['snapshot_s']:.1f} s (dump {r['dump_mb']:.0f} MB), "
+            print(f"{fmt:>9}: snapshot {r['snapshot_s']:.1f} s (dump {r['dump_mb']:.0f} MB), "
                   f"restore {r['restore_s']:.1f} s, snapshot+restore+verify {r['total_s']:.1f} s")
         raw = raw_copy(db)
         print(f"raw copy of the data directory: {raw:.1f} s")

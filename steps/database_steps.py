@@ -22,6 +22,14 @@ def pre_deploy_snapshot(backup_rehearsal, release):
     backup_rehearsal.snapshot(release)
 
 
+@given(parsers.parse('a pre-deploy base backup tagged with release "{release}"'))
+def pre_deploy_base_backup(backup_rehearsal, release):
+    """The physical kind of pre-deploy backup: pg_basebackup of the whole server, restored by starting a
+    scratch server on a copy of it (no dump to parse, no index to rebuild).
+    Example: Given a pre-deploy base backup tagged with release "1.4.0\""""
+    backup_rehearsal.snapshot(release, method="physical")
+
+
 @given(parsers.parse("{count:d} more orders are written after the snapshot"))
 def orders_after_snapshot(database, count):
     """Writes that land after the backup: what a restore would lose (RPO).

@@ -139,7 +139,7 @@ def test_the_backup_features_pass_with_the_container_database(tmp_path, docker_e
     journal = load(path)
     assert unclosed(journal) == []
     assert journal["environment"]["providers"]["database"] == {"name": "container", "why": "explicit"}
-    assert len(journal["scenarios"]) == 3 and all(s["status"] == "passed" for s in journal["scenarios"])
+    assert len(journal["scenarios"]) == 4 and all(s["status"] == "passed" for s in journal["scenarios"])
     starts = [e["message"] for s in journal["scenarios"] for part in (s, *s["steps"]) for e in part["events"]
               if e["kind"] == "database.start"]
     # every scenario: the source and (where a restore ran) the scratch server were containers of the image built here

@@ -18,7 +18,8 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     printf '%s\n' "${POSTGRES_PASSWORD:-trust}" | initdb -D "$PGDATA" --username="$POSTGRES_USER" \
         --pwfile=/dev/stdin --encoding=UTF8 --no-locale --auth-local=trust \
         --auth-host="$POSTGRES_HOST_AUTH_METHOD" > /dev/null
-    printf 'host all all all %s\n' "$POSTGRES_HOST_AUTH_METHOD" >> "$PGDATA/pg_hba.conf"
+    printf 'host all all all %s\nhost replication all all %s\n' "$POSTGRES_HOST_AUTH_METHOD" \
+        "$POSTGRES_HOST_AUTH_METHOD" >> "$PGDATA/pg_hba.conf"
     if [ "$POSTGRES_DB" != postgres ]; then
         printf 'CREATE DATABASE "%s"\n' "$POSTGRES_DB" | postgres --single -D "$PGDATA" postgres > /dev/null
     fi

@@ -8,9 +8,9 @@ variables (``POSTGRES_USER``, ``POSTGRES_PASSWORD``, ``POSTGRES_DB``,
 ``POSTGRES_HOST_AUTH_METHOD``, ``PGDATA``).  It runs as ``postgres`` (uid 999), like the
 official image.
 
-    tag, how = ensure_image(docker_client)      # "gameday/postgres:15.18", "cached" / "built" / "present"
+    tag, how = ensure_image(docker_client)      # "gameday/postgres:15.18-<recipe>", "cached" / "built" / "present"
 
-The root filesystem is kept as a tar under the cache folder (one per PostgreSQL version), so
+The root filesystem is kept as a tar under the cache folder (one per PostgreSQL version and recipe), so
 an engine of our own that starts empty imports it in a second instead of building it again.
 """
 
@@ -51,7 +51,9 @@ class Installed:
 
     @property
     def tag(self) -> str:
-        return f"{REPOSITORY}:{self.version}"
+        """``gameday/postgres:15.18-<recipe>``: the PostgreSQL version and what the image is built with
+        (entry point, configuration), so a changed recipe is never served from an old image or cache."""
+        return f"{REPOSITORY}:{self.version}-{recipe()}"
 
     @property
     def major(self) -> str:
@@ -84,6 +86,14 @@ def installed() -> Installed:
                      sharedir=Path(ask("--sharedir")), tzdata=Path(tz.group(1)) if tz else None)
 
 
+def recipe() -> str:
+    """A short hash of how the image is made: its entry point and its configuration."""
+    import hashlib
+
+    text = (Path(__file__).parent / "postgres-entrypoint.sh").read_text() + repr(image_changes_template())
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def cache_dir() -> Path:
     from gameday import settings
 
@@ -91,7 +101,7 @@ def cache_dir() -> Path:
 
 
 def rootfs_tar(pg: Installed) -> Path:
-    return cache_dir() / f"postgres-{pg.version}-rootfs.tar"
+    return cache_dir() / f"postgres-{pg.version}-{recipe()}-rootfs.tar"
 
 
 def _elf(path: Path) -> bool:
@@ -204,11 +214,15 @@ def build_rootfs(pg: Installed, dest: Path) -> Path:
     return dest
 
 
-def image_changes(pg: Installed) -> list[str]:
-    path = f"{pg.bindir}:/usr/local/bin:/usr/bin:/bin"
-    return [f"ENV PATH={path}", f"ENV PGDATA={PGDATA}", "ENV TZ=UTC", f"USER {UID}",
+def image_changes_template() -> list[str]:
+    return ["ENV PATH={bindir}:/usr/local/bin:/usr/bin:/bin", f"ENV PGDATA={PGDATA}", "ENV TZ=UTC", f"USER {UID}",
             f'ENTRYPOINT ["{ENTRYPOINT}"]', 'CMD ["postgres", "-c", "jit=off"]', "EXPOSE 5432",
-            f"LABEL org.gameday.built-from=PostgreSQL-{pg.version}"]
+            "LABEL org.gameday.built-from=PostgreSQL-{version}"]
+
+
+def image_changes(pg: Installed) -> list[str]:
+    return [change.replace("{bindir}", str(pg.bindir)).replace("{version}", pg.version)
+            for change in image_changes_template()]
 
 
 def ensure_image(client: Any, pg: Installed | None = None) -> tuple[str, str]:

@@ -52,6 +52,7 @@ def rehearse_backup(
     snapshot_dir: Path | None = None,
     no_owner: bool = False,
     globals_file: Path | None = None,
+    method: str = "logical",
 ) -> BackupOutcome:
     """Never raises for a failed rehearsal: the outcome says what failed and why (bad input,
     such as roles the backup needs and nobody supplied, raises ConfigError)."""
@@ -61,7 +62,7 @@ def rehearse_backup(
             if backup is not None:
                 rehearsal.use_backup(backup)
             else:
-                rehearsal.snapshot(release)
+                rehearsal.snapshot(release, method=method)
             rehearsal.restore(expect=expect, smoke=smoke, no_owner=no_owner, globals_file=globals_file)
             rehearsal.require_restored()
         except RehearsalFailed as exc:

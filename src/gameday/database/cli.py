@@ -98,10 +98,13 @@ def db() -> None:
               help="roles the backup needs, created before the restore: the output of pg_dumpall --roles-only "
               "--no-role-passwords (or --globals-only); a snapshot gameday takes captures them itself")
 @click.option("--no-owner", is_flag=True, help="restore without owners and grants (when roles are not backed up)")
+@click.option("--method", type=click.Choice(["logical", "physical"]), default="logical", show_default=True,
+              help="logical: pg_dump, restored with pg_restore; physical: pg_basebackup of the whole server, "
+                   "restored by starting a scratch server on a copy (the source must allow replication)")
 @click.option("--reports", type=click.Path(path_type=Path), default=None, help="report folder root")
 def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...], smoke: tuple[str, ...],
                   time_column: tuple[str, ...], release: str, globals_file: Path | None, no_owner: bool,
-                  reports: Path | None) -> None:
+                  method: str, reports: Path | None) -> None:
     """Prove a backup restores: exit 0 restored and verified, 1 verification failed, 2 bad input."""
     from gameday.database.backup import rehearse_backup
     from gameday.database.dsn import Dsn
@@ -118,6 +121,9 @@ def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...],
     if globals_file is not None and not globals_file.is_file():
         raise ConfigError(f"--globals {globals_file} not found",
                           fix="pass the output of pg_dumpall --roles-only --no-role-passwords")
+    if method == "physical" and (globals_file is not None or no_owner):
+        raise ConfigError("--method physical copies the whole server, roles included: --globals and --no-owner "
+                          "do not apply", fix="drop --globals/--no-owner, or use --method logical")
     if backup is not None:
         from gameday.database.snapshot import Snapshot
 
@@ -128,7 +134,7 @@ def verify_backup(dsn: str | None, backup: Path | None, expect: tuple[str, ...],
     journal = Journal(environment={"command": "db verify-backup", "source": source.redacted()})
     outcome = rehearse_backup(source, release=release, backup=backup, expect=expectations, smoke=list(smoke),
                               time_columns=time_columns, journal=journal, no_owner=no_owner,
-                              globals_file=globals_file)
+                              globals_file=globals_file, method=method)
     journal.loose.finish(Status.PASSED if outcome.ok else Status.FAILED, None if outcome.ok else "; ".join(outcome.problems()))
     journal.finish()
     out = write_reports(journal, reports / journal.run_id)

@@ -90,9 +90,15 @@ class LocalPostgres(Provider):
         database: str = "gameday",
         journal: Journal | None = None,
         start_timeout: float | None = None,
+        from_backup: Path | None = None,
+        superuser: str = SUPERUSER,
     ) -> None:
+        """``from_backup``: a base backup's data directory (pg_basebackup -Fp), copied and started as it
+        is, with its own roles and databases (``superuser``: one of its roles) instead of initdb."""
         self.label = label
         self.database = database
+        self.from_backup = Path(from_backup) if from_backup is not None else None
+        self.superuser = superuser
         self.journal = journal
         self.start_timeout = start_timeout or settings.get_float("pg-start-timeout")
         self.port: int | None = None
@@ -113,8 +119,11 @@ class LocalPostgres(Provider):
         for sub in ("data", "run", "log"):
             (self.root / sub).mkdir(mode=0o700)
             self._chown(self.root / sub)
-        self._run([self._tool("initdb"), "-D", str(self.datadir), "-U", SUPERUSER, "--auth=trust",
-                   "--encoding=UTF8", "--locale=C", "--no-sync"], what="initdb")
+        if self.from_backup is not None:
+            self._copy_backup(self.from_backup)
+        else:
+            self._run([self._tool("initdb"), "-D", str(self.datadir), "-U", SUPERUSER, "--auth=trust",
+                       "--encoding=UTF8", "--locale=C", "--no-sync"], what="initdb")
         self.port = free_port()
         settings_ = {
             "listen_addresses": "127.0.0.1", "port": str(self.port), "unix_socket_directories": str(self.root / "run"),
@@ -131,9 +140,11 @@ class LocalPostgres(Provider):
                              die_with_harness=True, part=f"postgres {self.label}", **self._account_kwargs())
         wait_until(self._accepts_connections, timeout=self.start_timeout, what=f"Postgres {self.label}",
                    logs=lambda: tail(self.logfile))
-        self._create_database()
+        if self.from_backup is None:
+            self._create_database()
         if self.journal is not None:
-            self.journal.measure(f"postgres {self.label} start", time.monotonic() - began, "s")
+            self.journal.measure(f"postgres {self.label} start", time.monotonic() - began, "s",
+                                 detail="copy of the base backup, start and WAL replay" if self.from_backup else "")
         return self
 
     def stop(self) -> None:
@@ -176,7 +187,7 @@ class LocalPostgres(Provider):
     def dsn_for(self, database: str) -> str:
         if self.port is None:
             raise EnvironmentNotReady(f"Postgres {self.label} is not started")
-        return str(Dsn.build(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=database))
+        return str(Dsn.build(host="127.0.0.1", port=self.port, user=self.superuser, dbname=database))
 
     def tool(self, name: str) -> str:
         """Path of a client tool (pg_dump, pg_restore, psql) matching this server's version."""
@@ -238,6 +249,25 @@ class LocalPostgres(Provider):
                 return True
         except psycopg.OperationalError:
             return False
+
+    def _copy_backup(self, backup: Path) -> None:
+        """The base backup's files into the data directory, owned by the server's user; a scratch copy
+        trusts loopback (the source's pg_hba.conf may want passwords the copy has no use for)."""
+        if not (backup / "PG_VERSION").is_file():
+            raise ConfigError(f"{backup} is not a PostgreSQL data directory (no PG_VERSION)",
+                              fix="pass the folder pg_basebackup -Fp wrote")
+        copied = subprocess.run(["cp", "-a", "--", f"{backup}/.", str(self.datadir)], capture_output=True, text=True,
+                                timeout=3600, stdin=subprocess.DEVNULL)
+        if copied.returncode != 0:
+            raise EnvironmentNotReady(f"copying the base backup {backup} failed: {copied.stderr.strip()[:200]}")
+        for leftover in ("postmaster.pid", "postmaster.opts", "standby.signal", "recovery.signal"):
+            (self.datadir / leftover).unlink(missing_ok=True)
+        (self.datadir / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n"
+                                                   "local replication all trust\nhost replication all 127.0.0.1/32 trust\n")
+        if self._account is not None:  # root: the server's own user runs the copy
+            subprocess.run(["chown", "-R", f"{self._account.pw_uid}:{self._account.pw_gid}", str(self.datadir)],
+                           check=True, timeout=600, stdin=subprocess.DEVNULL)
+        self.datadir.chmod(0o700)
 
     def _create_database(self) -> None:
         import psycopg

@@ -13,6 +13,8 @@ a backup needing roles nobody supplied is bad input (ConfigError), named before 
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from gameday.database.dsn import Dsn
 from gameday.database.local import SUPERUSER, LocalPostgres
 from gameday.database.snapshot import (
     Restore,
+    RestoreFailed,
     Snapshot,
     connect_source,
     create_roles,
@@ -34,7 +37,7 @@ from gameday.database.snapshot import (
     take_snapshot,
 )
 from gameday.database.verify import DataLoss, Verification, measure_data_loss, verify_restored
-from gameday.errors import ConfigError, RehearsalFailed
+from gameday.errors import ConfigError, GameDayError, RehearsalFailed
 from gameday.journal import Journal
 from gameday.lifecycle import temp_dir
 
@@ -58,9 +61,18 @@ class BackupRehearsal:
         self._source_before: DatabaseState | None = None
 
     # -- acts -----------------------------------------------------------------
-    def snapshot(self, release: str) -> Snapshot:
-        self.taken = take_snapshot(self.source, self.snapshot_dir or temp_dir("snapshots"), release=release,
-                                   journal=self.journal)
+    def snapshot(self, release: str, *, method: str = "logical") -> Snapshot:
+        """``method``: logical (pg_dump, the default) or physical (pg_basebackup of the whole server)."""
+        where = self.snapshot_dir or temp_dir("snapshots")
+        if method == "physical":
+            from gameday.database.physical import take_base_backup
+
+            self.taken = take_base_backup(self.source, where, release=release, journal=self.journal)
+        elif method == "logical":
+            self.taken = take_snapshot(self.source, where, release=release, journal=self.journal)
+        else:
+            raise ConfigError(f"snapshot method {method!r} is not one", fix="use logical (pg_dump) or physical "
+                                                                           "(pg_basebackup)")
         # The snapshot's own state is the source as it was: "untouched" is measured against it.
         self._source_before = self.taken.state
         return self.taken
@@ -79,6 +91,9 @@ class BackupRehearsal:
         if self.taken is None:
             raise RehearsalFailed("no snapshot to restore", fix="take a snapshot first")
         self.stop_scratch()
+        if self.taken.format == "physical":
+            self._restore_physical(expect=expect, smoke=smoke)
+            return
         roles_file = None if no_owner else (globals_file or self.taken.globals)
         needed = None if no_owner else roles_needed(self.taken.path)  # None: unreadable; the restore says why
         if needed and roles_file is None:
@@ -100,6 +115,41 @@ class BackupRehearsal:
         source_rows_now = self.source_row_counts() if self.taken.state is None else None
         self.verification = verify_restored(target, source_state=self.taken.state, expect=expect, smoke=smoke,
                                             source_rows_now=source_rows_now, journal=self.journal)
+        if self.verification.restored is not None:
+            self.loss = measure_data_loss(self.source, self.verification.restored, taken_at=self.taken.taken_at,
+                                          time_columns=self.time_columns, journal=self.journal)
+
+    def _restore_physical(self, *, expect: dict[str, int] | None, smoke: list[str] | None) -> None:
+        """A scratch server started on a copy of the base backup (its own roles come with it); the
+        restore is the copy, the start and the WAL replay, until it accepts connections."""
+        assert self.taken is not None
+        began = time.monotonic()
+        self._scratch = LocalPostgres("scratch", database=self.source.dbname or "postgres", journal=self.journal,
+                                      from_backup=self.taken.path, superuser=self.source.user or SUPERUSER)
+        try:
+            self._scratch.start()
+        except (GameDayError, OSError, subprocess.SubprocessError) as exc:
+            self.restore_error = RestoreFailed(f"the base backup {self.taken.path} did not start as a server: "
+                                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            if self.journal is not None:
+                self.journal.event("restore-failed", self.restore_error.one_line())
+            return
+        duration = time.monotonic() - began
+        target = Dsn.parse(self._scratch.dsn, use_env=False)
+        self.restored = Restore(duration_s=duration, target=target.redacted())
+        if self.journal is not None:
+            self.journal.measure("restore duration (RTO)", duration, "s",
+                                 detail="copy of the base backup, server start and WAL replay until it accepts connections")
+        source_rows_now = self.source_row_counts() if self.taken.state is None else None
+        try:
+            self.verification = verify_restored(target, source_state=self.taken.state, expect=expect, smoke=smoke,
+                                                source_rows_now=source_rows_now, journal=self.journal)
+        except psycopg.Error as exc:  # a damaged copy starts, then fails when its pages are read
+            self.restore_error = RestoreFailed(f"the copy of the base backup {self.taken.path} started but cannot be "
+                                               f"read: {str(exc).strip().splitlines()[0]}")
+            if self.journal is not None:
+                self.journal.event("restore-failed", self.restore_error.one_line())
+            return
         if self.verification.restored is not None:
             self.loss = measure_data_loss(self.source, self.verification.restored, taken_at=self.taken.taken_at,
                                           time_columns=self.time_columns, journal=self.journal)

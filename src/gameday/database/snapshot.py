@@ -103,6 +103,10 @@ class Snapshot:
             )
         if not path.exists():
             raise ConfigError(f"backup {path} not found", fix="pass a pg_dump archive (custom or directory format)")
+        if path.is_dir() and (path / "PG_VERSION").is_file():  # a base backup (pg_basebackup -Fp): physical
+            stat_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(path.stat().st_mtime))
+            return cls(path=path, release="unknown", format="physical", size_bytes=_size(path), duration_s=0.0,
+                       taken_at=stat_time, source="(external base backup)", state=None)
         fmt = archive_format(path)
         stat_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(path.stat().st_mtime))
         return cls(path=path, release="unknown", format=fmt, size_bytes=_size(path), duration_s=0.0,
