@@ -11,17 +11,14 @@ from typing import Any
 
 from pytest_bdd import parsers
 
-_UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-          "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0, "m": 60.0}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
+from gameday.durations import PATTERN, seconds
 
 
 def duration(text: str) -> float:
-    number, unit = _DURATION.fullmatch(text.strip()).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    return seconds(text)
 
 
-duration.pattern = r"\d+(?:\.\d+)?\s*(?:seconds|second|secs|sec|s|minutes|minute|mins|min|m)"  # type: ignore[attr-defined]
+duration.pattern = PATTERN  # type: ignore[attr-defined]
 
 
 def replicas(text: str) -> int:

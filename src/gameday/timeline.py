@@ -14,15 +14,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from gameday import durations
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.journal import Journal
 
 PHASES = ("detect", "decide", "act", "recover", "total")
 _BOUNDS = {"detect": ("t0", "detected"), "decide": ("detected", "acted"), "act": ("acted", "done"),
            "recover": ("done", "recovered"), "total": ("t0", "recovered")}
-
-
-_UNITS = {"s": 1.0, "sec": 1.0, "seconds": 1.0, "min": 60.0, "minutes": 60.0, "m": 60.0}
 
 
 def targets_from_table(rows: list[list[str]]) -> dict[str, float]:
@@ -32,15 +30,14 @@ def targets_from_table(rows: list[list[str]]) -> dict[str, float]:
         if len(row) < 2:
             raise ConfigError(f"targets row {row} needs a phase and a target", fix="e.g. | act | 90 s |")
         phase, text = row[0].strip(), row[1].strip()
-        number, _, unit = text.partition(" ")
         try:
-            seconds = float(number) * _UNITS[unit.strip() or "s"]
-        except (ValueError, KeyError):
+            target = durations.seconds(text, bare=True)
+        except ValueError:
             raise ConfigError(f"target {text!r} for phase {phase!r} is not a duration",
                               fix="write seconds or minutes, e.g. 90 s or 2 min") from None
         if phase not in PHASES:
             raise ConfigError(f"unknown rollback phase {phase!r}", fix=f"use one of: {', '.join(PHASES)}")
-        targets[phase] = seconds
+        targets[phase] = target
     return targets
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gameday import durations
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.lifecycle import raise_if_a_part_died
 from gameday.load.triggers import ErrorRateAbove, HealthChecksFailingAbove, LatencyAbove, Trigger
@@ -39,7 +40,6 @@ from gameday.load.triggers import ErrorRateAbove, HealthChecksFailingAbove, Late
 EVALUATION_INTERVAL_S = 0.5  # how often the rules are evaluated, as an analysis run's interval
 HEADER = ["rule", "threshold", "for"]
 EXAMPLE = "e.g. | rule | threshold | for | then | error rate above | 5 % | 2 min |"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|secs|second|seconds|m|min|mins|minute|minutes)")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _FACTOR = re.compile(r"(\d+(?:\.\d+)?)\s*[×x]\s*baseline")
 _MS = re.compile(r"(\d+(?:\.\d+)?)\s*ms")
@@ -63,13 +63,11 @@ class Action:
 
 
 def _seconds(text: str, where: str) -> float:
-    match = _DURATION.fullmatch(text.strip().lower())
-    if not match:
-        raise ConfigError(f"{where}: duration {text!r} is not one", fix="write e.g. '2 min' or '30 s'")
-    value = float(match.group(1)) * (60 if match.group(2).startswith("m") else 1)
-    if value <= 0:
-        raise ConfigError(f"{where}: duration {text!r} must be more than 0", fix="write e.g. '2 min' or '30 s'")
-    return value
+    try:
+        return durations.seconds(text, positive=True)
+    except ValueError as exc:
+        said = "is not one" if str(exc) == "not a duration" else str(exc)
+        raise ConfigError(f"{where}: duration {text!r} {said}", fix="write e.g. '2 min' or '30 s'") from None
 
 
 def rules_from_table(rows: Sequence[Sequence[str]], where: str = "the rules table") -> list[Rule]:
