@@ -384,16 +384,22 @@ class KubernetesRehearsal:
         if self.live is not None:
             self.live.watch()  # from here on, a change gameday did not make is the people's
 
-    def prune_image(self, name: str | None, release: str) -> None:
-        """The registry no longer serves ``release`` (a retention policy pruned it): running pods keep
-        running, a new pod of it fails to pull (ErrImagePull).  The embedded cluster's registry only."""
+    def _embedded_catalog(self, name: str | None, release: str, doing: str) -> tuple[Any, str]:
+        """The embedded cluster's image catalog (its "registry") and the release's image, for a fault
+        only the cluster gameday runs can have."""
         service = self.service(name)
         image = self.manifests(service).image(release)
         self.cluster.check_image(image)
         catalog = getattr(getattr(self.cluster, "kubelet", None), "catalog", None)
-        if catalog is None or not hasattr(catalog, "prune"):
-            raise ConfigError("pruning an image from the registry needs the embedded cluster, whose registry "
-                              "gameday serves", fix="run this scenario on the embedded cluster (GAMEDAY_CLUSTER=local)")
+        if catalog is None:
+            raise ConfigError(f"{doing} needs the embedded cluster, whose images gameday serves and runs",
+                              fix="run this scenario on the embedded cluster (GAMEDAY_CLUSTER=local)")
+        return catalog, image
+
+    def prune_image(self, name: str | None, release: str) -> None:
+        """The registry no longer serves ``release`` (a retention policy pruned it): running pods keep
+        running, a new pod of it fails to pull (ErrImagePull).  The embedded cluster's registry only."""
+        catalog, image = self._embedded_catalog(name, release, "pruning an image from the registry")
         catalog.prune(image)
         self.pruned.append(image)
         self._event("registry", f"{image} pruned from the registry: a new pull of it fails", image=image)
@@ -417,13 +423,7 @@ class KubernetesRehearsal:
     def crash_release(self, name: str | None, release: str) -> None:
         """A new container of ``release`` exits at start from now on (its configuration, secret or schema
         changed under it); pods running it keep running.  The embedded cluster's image catalog only."""
-        service = self.service(name)
-        image = self.manifests(service).image(release)
-        self.cluster.check_image(image)
-        catalog = getattr(getattr(self.cluster, "kubelet", None), "catalog", None)
-        if catalog is None or not hasattr(catalog, "crash_on_start"):
-            raise ConfigError("making a release unable to start needs the embedded cluster, whose containers "
-                              "gameday runs", fix="run this scenario on the embedded cluster (GAMEDAY_CLUSTER=local)")
+        catalog, image = self._embedded_catalog(name, release, "making a release unable to start")
         catalog.crash_on_start(image)
         self.crashing.append(image)
         self._event("release-broken", f"{image} can no longer start: a new container of it exits at once "
