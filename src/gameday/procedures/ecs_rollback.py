@@ -182,6 +182,9 @@ class RollbackResult:
     verdict_s: float | None = None  # update-service to the services-stable poll that saw it
 
 
+LIVE_POLL_S = 0.2  # how often a live game day reads the service for the people's change
+
+
 @dataclass(frozen=True)
 class Timing:
     """A "time to" figure and what its journal detail says it is measured from and to."""
@@ -207,6 +210,8 @@ class EcsRollbackRehearsal:
         self.state_path = workdir / ".rollback_state"
         self.rolled_back_to: RollbackState | None = None
         self.rollback_issued: float | None = None  # wall clock: the rollback's update-service was issued
+        self.failing_seen: float | None = None  # wall clock: the bad deployment's failure was seen
+        self.live = False  # a live game day: the people roll back, gameday watches (see _people_roll_back)
 
     # Given ---------------------------------------------------------------------
     def start(self, version: str, tasks: int | None = None, name: str | None = None) -> str:
@@ -263,7 +268,8 @@ class EcsRollbackRehearsal:
         while time.monotonic() < deadline:
             primary = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["deployments"][0]
             if primary.get("failedTasks", 0) > 0:
-                timing = self._time_to_failure(primary["id"], time.time() - self.deployed_at)
+                self.failing_seen = time.time()
+                timing = self._time_to_failure(primary["id"], self.failing_seen - self.deployed_at)
                 self.journal.measure("ecs.bad_deploy_detected", timing.seconds, "s", fidelity=Fidelity.REAL,
                                      detail=timing.detail)
                 return timing.seconds
@@ -286,6 +292,8 @@ class EcsRollbackRehearsal:
     # When the on-call engineer rolls back ------------------------------------------
     def roll_back(self) -> RollbackState:
         """Checklist step 7: source the state file, update-service to PREV_TASK, forced."""
+        if self.live:
+            return self._people_roll_back()
         state = read_rollback_state(self.state_path, self.ecs)
         self.journal.event("ecs.rollback_state", f"rollback state valid: PREV_TASK={state.prev_task}",
                            deployment_id=state.deployment_id, prev_sha=state.prev_sha)
@@ -300,6 +308,60 @@ class EcsRollbackRehearsal:
                              fidelity=Fidelity.SIMULATED, detail="API acceptance only (moto)")
         self.rolled_back_to = state
         return state
+
+    def _people_roll_back(self) -> RollbackState:
+        """A live game day: the people roll the service back however they choose (the aws CLI with the
+        state file, a script, a pipeline); gameday does not act.  Their change is the service's task
+        definition moving off the bad one, stamped with the new deployment's createdAt (the API's own
+        clock); decide is the failure seen to that moment, the humans' time."""
+        import sys
+
+        from rich.console import Console
+
+        from gameday import settings
+        from gameday.console import live_console
+        from gameday.lifecycle import raise_if_a_part_died
+
+        if self.current is None:
+            raise RehearsalFailed("no release was deployed", fix="deploy a release first")
+        console = live_console or Console(file=sys.__stdout__, soft_wrap=True, highlight=False)
+        give_up, hint_after = settings.get_float("live-give-up"), settings.get_float("live-hint-after")
+        endpoint = self.aws.env().get("AWS_ENDPOINT_URL", "your AWS account") if hasattr(self.aws, "env") else "AWS"
+        scripted = (f"source {self.state_path} && aws ecs update-service --cluster {self.spec.cluster} --service "
+                    f"{self.spec.name} --task-definition $PREV_TASK --force-new-deployment")
+        console.print(f"LIVE: the incident is yours. export AWS_ENDPOINT_URL={endpoint}  (ECS service {self.spec.name} "
+                      f"in cluster {self.spec.cluster}; the pipeline's rollback state: {self.state_path}; any "
+                      f"credentials). gameday will not act; roll back however your runbook says. Giving up after "
+                      f"{give_up:g} s.", markup=False, highlight=False)
+        began, hinted = time.time(), False
+        while True:
+            service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
+            if service["taskDefinition"] != self.current:
+                break
+            raise_if_a_part_died("the people on call to act")
+            if not hinted and time.time() - began >= hint_after:
+                hinted = True
+                console.print(f"HINT: the scenario's scripted answer is: {scripted}", markup=False, highlight=False)
+                self.journal.event("live-hint", f"hint given after {time.time() - began:.0f} s: {scripted}")
+            if time.time() - began >= give_up:
+                raise RehearsalFailed(f"nobody rolled back within {give_up:g} s of being handed the incident "
+                                      "(live game day)", fix="act sooner, or raise GAMEDAY_LIVE_GIVE_UP")
+            time.sleep(LIVE_POLL_S)
+        primary = next((d for d in service["deployments"] if d.get("status") == "PRIMARY"), service["deployments"][0])
+        created = primary.get("createdAt")
+        acted = created.timestamp() if hasattr(created, "timestamp") else time.time()
+        to = service["taskDefinition"].rsplit("/", 1)[-1]
+        console.print(f"ACTED: the service's task definition is now {to}", markup=False, highlight=False)
+        self.journal.event("live-action", f"the people changed service/{self.spec.name}: task definition "
+                           f"{self.current.rsplit('/', 1)[-1]} -> {to}", at=acted, fidelity=Fidelity.SIMULATED.value)
+        if self.failing_seen is not None:
+            self.journal.measure("ecs.time_to_decide", max(0.0, acted - self.failing_seen), "s", fidelity=Fidelity.REAL,
+                                 detail="the people on call (live): the failing deployment seen to their update-service, "
+                                        "stamped with the deployment's createdAt")
+        self.rollback_issued = acted
+        self.rolled_back_to = RollbackState(deployment_id=primary.get("id", ""), prev_task=to, prev_sha="",
+                                            backup_file="", path=self.state_path)
+        return self.rolled_back_to
 
     def require_stable_within(self, seconds: float | None = None) -> RollbackResult:
         """``aws ecs wait services-stable`` bounded by ``seconds`` gives the verdict; time-to-stable

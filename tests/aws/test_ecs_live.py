@@ -1,0 +1,73 @@
+"""A live game day on ECS: the people roll the service back however they choose, gameday watches the
+service and measures their decide from the API's own record of their update-service."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+
+from gameday.procedures.ecs_rollback import parse_rollback_state
+
+HANDOVER = re.compile(r"export AWS_ENDPOINT_URL=(\S+)\s+\(ECS service (\S+) in cluster (\S+); the pipeline's "
+                      r"rollback state: (\S+);")
+FEATURE = """Feature: a live ECS game day
+  Scenario: The people roll the service back
+    Given an ECS service "orders" running release 1.0.0 with 2 tasks
+    When release 2.0.0-crash is deployed to the service
+    Then the new deployment fails its health checks
+    Given the pipeline left a rollback state file pointing at the previous task definition
+    When the on-call engineer rolls back to PREV_TASK from the rollback state file
+    Then the service is stable again within 60 seconds
+    And the service and its only deployment run the previous task definition
+    And every task serves release 1.0.0
+"""
+
+
+def test_the_people_roll_the_ecs_service_back_and_their_decide_is_measured(tmp_path: Path):
+    (tmp_path / "live.feature").write_text(FEATURE)
+    env = {**os.environ, "GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"}
+    run = subprocess.Popen([sys.executable, "-m", "gameday.cli", "run", "--live", "live.feature", "--reports", "reports",
+                            "--run-id", "live"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, stdin=subprocess.DEVNULL)
+    acted: list[tuple[float, float]] = []
+    output: list[str] = []
+
+    def person() -> None:
+        assert run.stdout is not None
+        for line in run.stdout:
+            output.append(line)
+            found = HANDOVER.search(line)
+            if found:
+                endpoint, service, cluster, state_file = found.groups()
+                time.sleep(random.uniform(0.3, 2.0))  # a random moment after the hand-over
+                prev_task = parse_rollback_state(Path(state_file))["PREV_TASK"]
+                ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1",
+                                   aws_access_key_id="person", aws_secret_access_key="person")
+                sent = time.time()
+                ecs.update_service(cluster=cluster, service=service, taskDefinition=prev_task, forceNewDeployment=True)
+                acted.append((sent, time.time()))
+
+    reader = threading.Thread(target=person, daemon=True)
+    reader.start()
+    code = run.wait(timeout=400)
+    reader.join(timeout=30)
+    said = "".join(output[-40:])
+    assert code == 0, said
+    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    events = [e for part in (scenario, *scenario["steps"]) for e in part["events"]]
+    measured = {m["name"]: m for st in scenario["steps"] for m in st["measurements"]}
+    [(sent, returned)] = acted
+    [action] = [e for e in events if e["kind"] == "live-action"]
+    assert sent - 0.05 <= action["data"]["at"] <= returned + 0.05, (sent, returned, action)
+    assert "people on call" in measured["ecs.time_to_decide"]["detail"]
+    assert [e for e in events if e["kind"] == "ecs.rollback"] == []  # gameday did not roll back itself
+    assert measured["ecs.rollback_time_to_stable"]["value"] > 0
