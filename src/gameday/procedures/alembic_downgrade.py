@@ -124,6 +124,62 @@ def _downgrade(project: MigrationProject, dsn: str, target: str, expected_schema
     return result.require_ok() if check else result
 
 
+LIVE_POLL_S = 0.2  # how often a live game day reads alembic_version for the people's downgrade
+
+
+def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journal: Journal | None) -> DowngradeResult:
+    """A live game day: the people run the downgrade (alembic, their scripts, a pipeline); gameday does not.
+    Their rollback is alembic_version moving off the current revision, seen by a read every
+    ``LIVE_POLL_S``; then revision and schema are verified as for a scripted downgrade."""
+    import sys
+
+    from rich.console import Console
+
+    from gameday import settings
+    from gameday.console import live_console
+    from gameday.lifecycle import raise_if_a_part_died
+
+    check_connection(dsn)
+    current = current_revision(dsn)
+    resolved = resolve_target(project, target, current)
+    result = DowngradeResult(Dsn.parse(dsn).redacted(), current, resolved)
+    began = time.monotonic()
+    expected = reference_schema(project, resolved, dsn)  # built before the hand-over: not the people's time
+    result.reference_s = time.monotonic() - began
+    console = live_console or Console(file=sys.__stdout__, soft_wrap=True, highlight=False)
+    give_up, hint_after = settings.get_float("live-give-up"), settings.get_float("live-hint-after")
+    scripted = f"alembic -c {project.path}/alembic.ini -x dsn=$DATABASE_URL downgrade {resolved or 'base'}"
+    console.print(f"LIVE: the incident is yours. export DATABASE_URL={result.database}  (alembic migrations "
+                  f"{project.path}; the database is at {current}, release migration to roll back). gameday will not "
+                  f"act. Giving up after {give_up:g} s.", markup=False, highlight=False)
+    handed = time.time()
+    hinted = False
+    while (seen := current_revision(dsn)) == current:
+        raise_if_a_part_died("the people on call to act")
+        waited = time.time() - handed
+        if not hinted and waited >= hint_after:
+            hinted = True
+            console.print(f"HINT: the scenario's scripted answer is: {scripted}", markup=False, highlight=False)
+            if journal is not None:
+                journal.event("live-hint", f"hint given after {waited:.0f} s: {scripted}")
+        if waited >= give_up:
+            raise RehearsalFailed(f"nobody rolled back within {give_up:g} s of being handed the incident (live game "
+                                  "day)", fix="act sooner, or raise GAMEDAY_LIVE_GIVE_UP")
+        time.sleep(LIVE_POLL_S)
+    moved = time.time()
+    console.print(f"ACTED: alembic_version is now {seen or 'base'}", markup=False, highlight=False)
+    began = time.monotonic()
+    result.revision_after = seen
+    result.schema_diff = diff_schema(expected, schema_snapshot(dsn)).lines()
+    result.verify_s = time.monotonic() - began
+    if journal is not None:
+        journal.event("live-action", f"the people moved alembic_version {current} -> {seen or 'base'}", at=moved)
+        journal.measure("time to roll back the migration (people)", moved - handed, "s",
+                        detail=f"the hand-over to alembic_version moving (read every {LIVE_POLL_S:g} s)")
+    _record(result, journal, None)
+    return result
+
+
 def _record(result: DowngradeResult, journal: Journal | None, act_target_s: float | None) -> None:
     if journal is None:
         return

@@ -13,6 +13,9 @@ started being complete; the scenario's checks judge the outcome as usual.
 A terminal dashboard (rich Live; plain lines when not a terminal) shows the golden signals,
 the alarm and the elapsed time; a hint (the scenario's scripted action) comes after
 GAMEDAY_LIVE_HINT_AFTER seconds, and GAMEDAY_LIVE_GIVE_UP bounds the wait.
+
+ECS and release-migration scenarios have their own watch, with the same hand-over, hint and
+give-up (gameday.procedures.ecs_rollback, gameday.procedures.alembic_downgrade).
 """
 
 from __future__ import annotations

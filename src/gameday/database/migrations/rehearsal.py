@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gameday import settings
 from gameday.database.migrations.catalog import DataSnapshot, data_snapshot, diff_data, schema_snapshot
 from gameday.database.migrations.check import MigrationCheck, RevisionVerdict, check_migrations
 from gameday.database.migrations.project import MigrationProject, current_revision
@@ -31,6 +32,7 @@ class MigrationRehearsal:
         self.baseline: DataSnapshot | None = None
         self.rollback: DowngradeResult | None = None
         self.check: MigrationCheck | None = None
+        self.live = settings.get("live") == "1"  # a live game day: the people roll the migration back
 
     # -- arrange / act -----------------------------------------------------------
     def prepare(self, revision: str, *, rows: int, release: str = "") -> dict[str, int]:
@@ -52,6 +54,11 @@ class MigrationRehearsal:
     def roll_back(self, revision: str) -> DowngradeResult:
         """Roll back ``revision`` (downgrade to its parent); failures are kept, not raised."""
         target = self.project.previous(self.project.resolve(revision) or "") or "base"
+        if self.live:  # the people run it; gameday watches alembic_version and verifies what they did
+            from gameday.procedures.alembic_downgrade import people_downgrade
+
+            self.rollback = people_downgrade(self.project, self.dsn, target, journal=self.journal)
+            return self.rollback
         self.rollback = alembic_downgrade(self.dsn, target, script_location=self.project.path,
                                           journal=self.journal, check=False)
         return self.rollback
