@@ -131,13 +131,8 @@ def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journa
     """A live game day: the people run the downgrade (alembic, their scripts, a pipeline); gameday does not.
     Their rollback is alembic_version moving off the current revision, seen by a read every
     ``LIVE_POLL_S``; then revision and schema are verified as for a scripted downgrade."""
-    import sys
-
-    from rich.console import Console
-
     from gameday import settings
-    from gameday.console import live_console
-    from gameday.lifecycle import raise_if_a_part_died
+    from gameday.rehearsals.live import say_to_people, wait_for_people
 
     check_connection(dsn)
     current = current_revision(dsn)
@@ -146,28 +141,15 @@ def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journa
     began = time.monotonic()
     expected = reference_schema(project, resolved, dsn)  # built before the hand-over: not the people's time
     result.reference_s = time.monotonic() - began
-    console = live_console or Console(file=sys.__stdout__, soft_wrap=True, highlight=False)
-    give_up, hint_after = settings.get_float("live-give-up"), settings.get_float("live-hint-after")
     scripted = f"alembic -c {project.path}/alembic.ini -x dsn=$DATABASE_URL downgrade {resolved or 'base'}"
-    console.print(f"LIVE: the incident is yours. export DATABASE_URL={result.database}  (alembic migrations "
+    say_to_people(f"LIVE: the incident is yours. export DATABASE_URL={result.database}  (alembic migrations "
                   f"{project.path}; the database is at {current}, release migration to roll back). gameday will not "
-                  f"act. Giving up after {give_up:g} s.", markup=False, highlight=False)
+                  f"act. Giving up after {settings.get_float('live-give-up'):g} s.")
     handed = time.time()
-    hinted = False
-    while (seen := current_revision(dsn)) == current:
-        raise_if_a_part_died("the people on call to act")
-        waited = time.time() - handed
-        if not hinted and waited >= hint_after:
-            hinted = True
-            console.print(f"HINT: the scenario's scripted answer is: {scripted}", markup=False, highlight=False)
-            if journal is not None:
-                journal.event("live-hint", f"hint given after {waited:.0f} s: {scripted}")
-        if waited >= give_up:
-            raise RehearsalFailed(f"nobody rolled back within {give_up:g} s of being handed the incident (live game "
-                                  "day)", fix="act sooner, or raise GAMEDAY_LIVE_GIVE_UP")
-        time.sleep(LIVE_POLL_S)
+    seen = wait_for_people(lambda: _moved(dsn, current), scripted=scripted, say=say_to_people, journal=journal,
+                           poll=LIVE_POLL_S).revision
     moved = time.time()
-    console.print(f"ACTED: alembic_version is now {seen or 'base'}", markup=False, highlight=False)
+    say_to_people(f"ACTED: alembic_version is now {seen or 'base'}")
     began = time.monotonic()
     result.revision_after = seen
     result.schema_diff = diff_schema(expected, schema_snapshot(dsn)).lines()
@@ -178,6 +160,17 @@ def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journa
                         detail=f"the hand-over to alembic_version moving (read every {LIVE_POLL_S:g} s)")
     _record(result, journal, None)
     return result
+
+
+@dataclass(frozen=True)
+class _Moved:
+    revision: str | None
+
+
+def _moved(dsn: str, current: str | None) -> _Moved | None:
+    """alembic_version, once it is no longer ``current`` (None can be a revision: base)."""
+    seen = current_revision(dsn)
+    return _Moved(seen) if seen != current else None
 
 
 def _record(result: DowngradeResult, journal: Journal | None, act_target_s: float | None) -> None:

@@ -314,44 +314,29 @@ class EcsRollbackRehearsal:
         state file, a script, a pipeline); gameday does not act.  Their change is the service's task
         definition moving off the bad one, stamped with the new deployment's createdAt (the API's own
         clock); decide is the failure seen to that moment, the humans' time."""
-        import sys
-
-        from rich.console import Console
-
         from gameday import settings
-        from gameday.console import live_console
-        from gameday.lifecycle import raise_if_a_part_died
+        from gameday.rehearsals.live import say_to_people, wait_for_people
 
         if self.current is None:
             raise RehearsalFailed("no release was deployed", fix="deploy a release first")
-        console = live_console or Console(file=sys.__stdout__, soft_wrap=True, highlight=False)
-        give_up, hint_after = settings.get_float("live-give-up"), settings.get_float("live-hint-after")
         endpoint = self.aws.env().get("AWS_ENDPOINT_URL", "your AWS account") if hasattr(self.aws, "env") else "AWS"
         scripted = (f"source {self.state_path} && aws ecs update-service --cluster {self.spec.cluster} --service "
                     f"{self.spec.name} --task-definition $PREV_TASK --force-new-deployment")
-        console.print(f"LIVE: the incident is yours. export AWS_ENDPOINT_URL={endpoint}  (ECS service {self.spec.name} "
+        say_to_people(f"LIVE: the incident is yours. export AWS_ENDPOINT_URL={endpoint}  (ECS service {self.spec.name} "
                       f"in cluster {self.spec.cluster}; the pipeline's rollback state: {self.state_path}; any "
                       f"credentials). gameday will not act; roll back however your runbook says. Giving up after "
-                      f"{give_up:g} s.", markup=False, highlight=False)
-        began, hinted = time.time(), False
-        while True:
+                      f"{settings.get_float('live-give-up'):g} s.")
+
+        def moved() -> dict[str, Any] | None:
             service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
-            if service["taskDefinition"] != self.current:
-                break
-            raise_if_a_part_died("the people on call to act")
-            if not hinted and time.time() - began >= hint_after:
-                hinted = True
-                console.print(f"HINT: the scenario's scripted answer is: {scripted}", markup=False, highlight=False)
-                self.journal.event("live-hint", f"hint given after {time.time() - began:.0f} s: {scripted}")
-            if time.time() - began >= give_up:
-                raise RehearsalFailed(f"nobody rolled back within {give_up:g} s of being handed the incident "
-                                      "(live game day)", fix="act sooner, or raise GAMEDAY_LIVE_GIVE_UP")
-            time.sleep(LIVE_POLL_S)
+            return service if service["taskDefinition"] != self.current else None
+
+        service = wait_for_people(moved, scripted=scripted, say=say_to_people, journal=self.journal, poll=LIVE_POLL_S)
         primary = next((d for d in service["deployments"] if d.get("status") == "PRIMARY"), service["deployments"][0])
         created = primary.get("createdAt")
         acted = created.timestamp() if hasattr(created, "timestamp") else time.time()
         to = service["taskDefinition"].rsplit("/", 1)[-1]
-        console.print(f"ACTED: the service's task definition is now {to}", markup=False, highlight=False)
+        say_to_people(f"ACTED: the service's task definition is now {to}")
         self.journal.event("live-action", f"the people changed service/{self.spec.name}: task definition "
                            f"{self.current.rsplit('/', 1)[-1]} -> {to}", at=acted, fidelity=Fidelity.SIMULATED.value)
         if self.failing_seen is not None:

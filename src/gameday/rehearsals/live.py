@@ -25,12 +25,58 @@ import functools
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gameday import settings
 from gameday.errors import RehearsalFailed
 from gameday.lifecycle import raise_if_a_part_died
+
+T = TypeVar("T")
+
+
+def wait_for_people(changed: Callable[[], T | None], *, scripted: str, say: Callable[[str], None],
+                    journal: Any = None, hint_from: float | None = None, poll: float = 0.2,
+                    on_wait: Callable[[float], None] | None = None, give_up: float | None = None,
+                    hint_after: float | None = None) -> T:
+    """Wait for the people's change (``changed()`` returns it, else None): the scenario's scripted answer
+    as a hint GAMEDAY_LIVE_HINT_AFTER seconds after ``hint_from`` (default: now), RehearsalFailed once
+    GAMEDAY_LIVE_GIVE_UP seconds passed; a dead harness part ends the wait.  ``on_wait(elapsed)`` runs
+    between reads (a dashboard's refresh)."""
+    give_up = settings.get_float("live-give-up") if give_up is None else give_up
+    hint_after = settings.get_float("live-hint-after") if hint_after is None else hint_after
+    began = time.time()
+    hint_from = began if hint_from is None else hint_from
+    hinted = False
+    while (found := changed()) is None:
+        raise_if_a_part_died("the people on call to act")
+        now = time.time()
+        if not hinted and now - hint_from >= hint_after:
+            hinted = True
+            say(f"HINT: the scenario's scripted answer is: {scripted}")
+            if journal is not None:
+                journal.event("live-hint", f"hint given after {now - hint_from:.0f} s: {scripted}")
+        if now - began >= give_up:
+            raise RehearsalFailed(f"nobody rolled back within {give_up:g} s of being handed the incident (live game "
+                                  "day)", fix="act sooner, or raise GAMEDAY_LIVE_GIVE_UP")
+        if on_wait is not None:
+            on_wait(now - hint_from)
+        if poll:
+            time.sleep(poll)
+    return found
+
+
+def say_to_people(line: str) -> None:
+    """One line to the people on call, on the terminal the run started from."""
+    from rich.console import Console
+
+    from gameday.console import live_console
+
+    console = live_console or Console(file=sys.__stdout__, soft_wrap=True, highlight=False)
+    console.print(line, markup=False, highlight=False)
+    with contextlib.suppress(Exception):
+        console.file.flush()
 
 
 @dataclass(frozen=True)
@@ -183,27 +229,15 @@ class LiveOnCall:
         dashboard.say(f"LIVE: the incident is yours. export KUBECONFIG={r.cluster.kubeconfig}  ({names}). "
                       f"gameday will not act; roll back however your runbook says. Giving up after "
                       f"{self.give_up_s:g} s.")
-        deadline = time.monotonic() + self.give_up_s
-        hinted = False
+        def first_change() -> Change | None:
+            with self._lock:
+                self._lock.wait_for(lambda: bool(self.changes), timeout=0.2)
+                return self.changes[0] if self.changes else None
+
         with dashboard:
-            while True:
-                with self._lock:
-                    self._lock.wait_for(lambda: bool(self.changes), timeout=0.2)
-                    if self.changes:
-                        first = self.changes[0]
-                        break
-                raise_if_a_part_died("the people on call to act")
-                elapsed = time.time() - t0
-                if not hinted and elapsed >= self.hint_after_s:
-                    hinted = True
-                    dashboard.say(f"HINT: the scenario's scripted answer is: {scripted}")
-                    if r.journal is not None:
-                        r.journal.event("live-hint", f"hint given after {elapsed:.0f} s: {scripted}")
-                if time.monotonic() >= deadline:
-                    raise RehearsalFailed(f"nobody rolled back within {self.give_up_s:g} s of being handed the "
-                                          "incident (live game day)",
-                                          fix="act sooner, or raise GAMEDAY_LIVE_GIVE_UP")
-                dashboard.refresh(elapsed)
+            first = wait_for_people(first_change, scripted=scripted, say=dashboard.say, journal=r.journal,
+                                    hint_from=t0, poll=0, on_wait=dashboard.refresh, give_up=self.give_up_s,
+                                    hint_after=self.hint_after_s)
         dashboard.say(f"ACTED at T+{first.at - t0:.2f} s: {first.kind}/{first.name}: {first.what}")
         return first
 
