@@ -301,8 +301,6 @@ def test_a_physical_backup_restores_by_starting_a_copy_and_is_verified_the_same_
 
 
 def test_a_physical_backup_that_differs_from_the_source_is_caught(source, tmp_path):
-    from gameday.database.physical import take_base_backup
-
     journal = Journal()
     with BackupRehearsal(Dsn.parse(source.dsn, use_env=False), journal=journal, snapshot_dir=tmp_path) as rehearsal:
         rehearsal.snapshot("1.4.0", method="physical")

@@ -46,8 +46,9 @@ longer than 20 ms, and ``Trigger.moment`` walks the stretch back through such a 
 is less than a window before the fault, so that rule's detection can come out early.
 
 A trial whose healthy traffic already met the rule within one window before the switch (the
-busy machine stalled the service: requests over 200 ms before any fault) cannot judge detection:
-the rule rightly counts those requests, so the switch is no longer the truth.  It is counted and
+busy machine stalled the service: requests over 200 ms before any fault, for the latency rule;
+failed ones, for the error rule) cannot judge detection: the rule rightly counts those requests,
+so the switch is no longer the truth.  A slow request is no such thing for the error rule.  It is counted and
 left out of the detection bounds, and at most one such trial per configuration is allowed.
 
 The table (config, trials, median and worst errors) is printed (``-s``) and written to
@@ -312,7 +313,8 @@ def run_lane(users: int, folder: Path, trials_per_fault: int = TRIALS) -> list[T
                 marks = rehearsal.timeline.marks
                 first_affected = min(r.sent for r in records if r.ts > fault_on and affected(r))
                 window = alarm_rule(fault).scaled(SCALE).window_seconds  # type: ignore[attr-defined]
-                pre_switch = sum(1 for r in records if fault_on - window <= r.sent < fault_on and affected(r))
+                counts = alarm_rule(fault).bad  # type: ignore[attr-defined]  # the rule's own verdict on a request
+                pre_switch = sum(1 for r in records if fault_on - window <= r.sent < fault_on and counts(r))
                 first_fixed = min(r.sent for r in records if r.ts > fault_off and r.version == STABLE)
                 step_rule, step_detected = step_latency_rule(rehearsal), None
                 if fault.kind == "latency":
