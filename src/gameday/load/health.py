@@ -8,9 +8,9 @@ failing its readiness probe), ``path`` the pod, ``version`` its image's tag.  A 
 of failed checks (``HealthChecksFailingAbove``) reads them the way an error-rate rule reads
 requests, like a load balancer's "more than half of the targets unhealthy for 1 min".
 
-    checks = HealthChecks(api_client, "default", {"app": "demo"}).start()
+    checks = HealthChecks(api_client, "shop", {"app": "checkout-api"}).start()
     ...
-    checks.records(since=t0)     # [RequestRecord(ts, "CHECK", "demo-7c88d-abc12", 503, 0, "1.1.0"), ...]
+    checks.records(since=t0)     # [RequestRecord(ts, "CHECK", "checkout-api-7c88d-abc12", 503, 0, "1.5.0"), ...]
     checks.stop()
 
 The figure is the sampling's resolution: a pod that became unready is seen within ``interval``.
