@@ -28,19 +28,21 @@ import psycopg
 from gameday import settings
 from gameday.database import checksums
 from gameday.database.dsn import Dsn
-from gameday.database.snapshot import Snapshot, _client_env, _safe, _size, _tool, connect_source
+from gameday.database.snapshot import (
+    Snapshot,
+    _client_env,
+    _safe,
+    _size,
+    _tool,
+    capture_source,
+    connect_source,
+)
 from gameday.errors import RehearsalFailed
 from gameday.journal import Journal, utcnow
 
 FORMAT = "physical"
 FIX = ("give the backup's user REPLICATION and a replication line in pg_hba.conf, or use the logical method "
        "(pg_dump)")
-
-
-def _state(source: Dsn) -> checksums.DatabaseState:
-    with connect_source(source) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return checksums.capture(conn)
 
 
 def _next_xid(conn: psycopg.Connection[Any]) -> str:
@@ -82,7 +84,7 @@ def take_base_backup(source: Dsn, dest_root: Path, *, release: str, journal: Jou
         changed = _next_xid(watch) != before
     duration = time.monotonic() - began
     if changed:  # written during the backup: the copy holds the state at its end
-        state = _state(source)
+        state = capture_source(source)
     snapshot = Snapshot(path=base, release=release, format=FORMAT, size_bytes=_size(base), duration_s=duration,
                         taken_at=taken_at, source=source.redacted(), state=state)
     snapshot.save_manifest()

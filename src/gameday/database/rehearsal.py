@@ -29,6 +29,7 @@ from gameday.database.snapshot import (
     Restore,
     RestoreFailed,
     Snapshot,
+    capture_source,
     connect_source,
     create_roles,
     restore_snapshot,
@@ -108,10 +109,20 @@ class BackupRehearsal:
         try:
             self.restored = restore_snapshot(self.taken, target, journal=self.journal, no_owner=no_owner)
         except RehearsalFailed as exc:
-            self.restore_error = exc
-            if self.journal is not None:
-                self.journal.event("restore-failed", exc.one_line())
+            self._failed(exc)
             return
+        self._verify(target, expect=expect, smoke=smoke)
+
+    def _failed(self, exc: RehearsalFailed) -> None:
+        """A restore that did not happen, or whose copy cannot be read: kept (not raised) and journalled."""
+        self.restore_error = exc
+        if self.journal is not None:
+            self.journal.event("restore-failed", exc.one_line())
+
+    def _verify(self, target: Dsn, *, expect: dict[str, int] | None, smoke: list[str] | None) -> None:
+        """The restored copy against the snapshot's state (or, for a foreign backup, the source's rows now),
+        then what the source holds that the copy lacks (RPO)."""
+        assert self.taken is not None
         source_rows_now = self.source_row_counts() if self.taken.state is None else None
         self.verification = verify_restored(target, source_state=self.taken.state, expect=expect, smoke=smoke,
                                             source_rows_now=source_rows_now, journal=self.journal)
@@ -129,10 +140,8 @@ class BackupRehearsal:
         try:
             self._scratch.start()
         except (GameDayError, OSError, subprocess.SubprocessError) as exc:
-            self.restore_error = RestoreFailed(f"the base backup {self.taken.path} did not start as a server: "
-                                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-            if self.journal is not None:
-                self.journal.event("restore-failed", self.restore_error.one_line())
+            self._failed(RestoreFailed(f"the base backup {self.taken.path} did not start as a server: "
+                                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"))
             return
         duration = time.monotonic() - began
         target = Dsn.parse(self._scratch.dsn, use_env=False)
@@ -140,24 +149,14 @@ class BackupRehearsal:
         if self.journal is not None:
             self.journal.measure("restore duration (RTO)", duration, "s",
                                  detail="copy of the base backup, server start and WAL replay until it accepts connections")
-        source_rows_now = self.source_row_counts() if self.taken.state is None else None
         try:
-            self.verification = verify_restored(target, source_state=self.taken.state, expect=expect, smoke=smoke,
-                                                source_rows_now=source_rows_now, journal=self.journal)
+            self._verify(target, expect=expect, smoke=smoke)
         except psycopg.Error as exc:  # a damaged copy starts, then fails when its pages are read
-            self.restore_error = RestoreFailed(f"the copy of the base backup {self.taken.path} started but cannot be "
-                                               f"read: {str(exc).strip().splitlines()[0]}")
-            if self.journal is not None:
-                self.journal.event("restore-failed", self.restore_error.one_line())
-            return
-        if self.verification.restored is not None:
-            self.loss = measure_data_loss(self.source, self.verification.restored, taken_at=self.taken.taken_at,
-                                          time_columns=self.time_columns, journal=self.journal)
+            self._failed(RestoreFailed(f"the copy of the base backup {self.taken.path} started but cannot be "
+                                       f"read: {str(exc).strip().splitlines()[0]}"))
 
     def source_state(self) -> DatabaseState:
-        with connect_source(self.source) as conn:
-            conn.execute("BEGIN READ ONLY")
-            return checksums.capture(conn)
+        return capture_source(self.source)
 
     def source_row_counts(self) -> dict[str, int]:
         with connect_source(self.source) as conn:

@@ -165,6 +165,13 @@ def connect_source(dsn: Dsn, *, what: str = "source database") -> psycopg.Connec
         ) from None
 
 
+def capture_source(source: Dsn) -> DatabaseState:
+    """Row counts and checksums of ``source``'s tables, all read in one snapshot (repeatable read)."""
+    with connect_source(source) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return checksums.capture(conn)
+
+
 def take_snapshot(
     source: Dsn,
     dest_root: Path,

@@ -15,7 +15,7 @@ verifying are timed separately.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +102,10 @@ def alembic_downgrade(dsn: str, target: str = "-1", *, script_location: Path | s
 
 
 def _downgrade(project: MigrationProject, dsn: str, target: str, expected_schema: SchemaSnapshot | None,
-               journal: Journal | None, check: bool, act_target_s: float | None) -> DowngradeResult:
+               journal: Journal | None, check: bool, act_target_s: float | None,
+               act: Callable[[DowngradeResult], None] | None = None) -> DowngradeResult:
+    """Resolve the target and build its reference schema, ``act`` (default: run the downgrade), then
+    verify the revision and schema the database is left at."""
     check_connection(dsn)
     current = current_revision(dsn)
     resolved = resolve_target(project, target, current)
@@ -111,10 +114,13 @@ def _downgrade(project: MigrationProject, dsn: str, target: str, expected_schema
     expected = expected_schema or reference_schema(project, resolved, dsn)
     result.reference_s = time.monotonic() - began
 
-    try:
-        result.act_s = project.downgrade(dsn, resolved)
-    except MigrationFailed as failed:
-        result.error = failed.message
+    if act is None:
+        try:
+            result.act_s = project.downgrade(dsn, resolved)
+        except MigrationFailed as failed:
+            result.error = failed.message
+    else:
+        act(result)
 
     began = time.monotonic()
     result.revision_after = current_revision(dsn)
@@ -130,18 +136,19 @@ LIVE_POLL_S = 0.2  # how often a live game day reads alembic_version for the peo
 def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journal: Journal | None) -> DowngradeResult:
     """A live game day: the people run the downgrade (alembic, their scripts, a pipeline); gameday does not.
     Their rollback is alembic_version moving off the current revision, seen by a read every
-    ``LIVE_POLL_S``; then revision and schema are verified as for a scripted downgrade."""
+    ``LIVE_POLL_S``; then revision and schema are verified as for a scripted downgrade (the reference
+    schema is built before the hand-over, so it is not the people's time)."""
+    return _downgrade(project, dsn, target, None, journal, False, None,
+                      act=lambda result: _wait_for_the_people(project, dsn, result, journal))
+
+
+def _wait_for_the_people(project: MigrationProject, dsn: str, result: DowngradeResult,
+                         journal: Journal | None) -> None:
     from gameday import settings
     from gameday.rehearsals.live import say_to_people, wait_for_people
 
-    check_connection(dsn)
-    current = current_revision(dsn)
-    resolved = resolve_target(project, target, current)
-    result = DowngradeResult(Dsn.parse(dsn).redacted(), current, resolved)
-    began = time.monotonic()
-    expected = reference_schema(project, resolved, dsn)  # built before the hand-over: not the people's time
-    result.reference_s = time.monotonic() - began
-    scripted = f"alembic -c {project.path}/alembic.ini -x dsn=$DATABASE_URL downgrade {resolved or 'base'}"
+    current = result.from_revision
+    scripted = f"alembic -c {project.path}/alembic.ini -x dsn=$DATABASE_URL downgrade {result.target or 'base'}"
     say_to_people(f"LIVE: the incident is yours. export DATABASE_URL={result.database}  (alembic migrations "
                   f"{project.path}; the database is at {current}, release migration to roll back). gameday will not "
                   f"act. Giving up after {settings.get_float('live-give-up'):g} s.")
@@ -150,16 +157,10 @@ def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journa
                            poll=LIVE_POLL_S).revision
     moved = time.time()
     say_to_people(f"ACTED: alembic_version is now {seen or 'base'}")
-    began = time.monotonic()
-    result.revision_after = seen
-    result.schema_diff = diff_schema(expected, schema_snapshot(dsn)).lines()
-    result.verify_s = time.monotonic() - began
     if journal is not None:
         journal.event("live-action", f"the people moved alembic_version {current} -> {seen or 'base'}", at=moved)
         journal.measure("time to roll back the migration (people)", moved - handed, "s",
                         detail=f"the hand-over to alembic_version moving (read every {LIVE_POLL_S:g} s)")
-    _record(result, journal, None)
-    return result
 
 
 @dataclass(frozen=True)
