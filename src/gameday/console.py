@@ -39,3 +39,20 @@ def one_line_errors(command: F) -> F:
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def serve_in_foreground(environ: dict[str, str], said: str, running: Callable[[], bool]) -> None:
+    """A harness part run from a shell: what a process needs to use it as ``export`` lines on stdout,
+    one line saying what runs, then wait until it ends or Ctrl-C (the caller's ``with`` stops it)."""
+    import time
+
+    import click
+
+    for key, value in environ.items():
+        click.echo(f"export {key}={value}")
+    err_console.print(said, highlight=False)
+    try:
+        while running():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass

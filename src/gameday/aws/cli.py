@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import click
 
 from gameday.console import err_console as console
-from gameday.console import one_line_errors
+from gameday.console import one_line_errors, serve_in_foreground
 from gameday.errors import GameDayError
 
 _images = click.option("--images", "images", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -31,15 +30,10 @@ def moto_command(port: int | None, no_tasks: bool, images: tuple[Path, ...]) -> 
     from gameday.aws.moto_server import MotoServer
 
     with MotoServer(port=port, run_tasks=not no_tasks, images=list(images)) as server:
-        for key, value in server.env().items():
-            click.echo(f"export {key}={value}")
-        console.print(f"moto on {server.endpoint}" + ("" if no_tasks else f"; task logs in {server.task_log_dir()}")
-                      + "; Ctrl-C stops it and every task", highlight=False)
-        try:
-            while server._proc is not None and server._proc.poll() is None:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        serve_in_foreground(server.env(), f"moto on {server.endpoint}"
+                            + ("" if no_tasks else f"; task logs in {server.task_log_dir()}")
+                            + "; Ctrl-C stops it and every task",
+                            lambda: server._proc is not None and server._proc.poll() is None)
     console.print("stopped")
 
 

@@ -8,7 +8,7 @@ import time
 import click
 
 from gameday.console import err_console as console
-from gameday.console import one_line_errors
+from gameday.console import one_line_errors, serve_in_foreground
 
 
 @click.group("docker")
@@ -34,15 +34,9 @@ def engine_command() -> None:
             tag, how = ensure_image(client)
         finally:
             client.close()
-        for key, value in engine.environ().items():
-            click.echo(f"export {key}={value}")
-        console.print(f"Docker engine ready in {engine.start_s:.2f} s; {tag} {how} in {time.monotonic() - began:.2f} s; "
-                      "Ctrl-C stops it and removes every container", highlight=False)
-        try:
-            while engine._proc is not None and engine._proc.poll() is None:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        serve_in_foreground(engine.environ(), f"Docker engine ready in {engine.start_s:.2f} s; {tag} {how} in "
+                            f"{time.monotonic() - began:.2f} s; Ctrl-C stops it and removes every container",
+                            lambda: engine._proc is not None and engine._proc.poll() is None)
     console.print("stopped")
 
 
