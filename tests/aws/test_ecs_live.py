@@ -3,13 +3,8 @@ service and measures their decide from the API's own record of their update-serv
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -32,37 +27,21 @@ FEATURE = """Feature: a live ECS game day
 """
 
 
-def test_the_people_roll_the_ecs_service_back_and_their_decide_is_measured(tmp_path: Path):
-    (tmp_path / "live.feature").write_text(FEATURE)
-    env = {**os.environ, "GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"}
-    run = subprocess.Popen([sys.executable, "-m", "gameday.cli", "run", "--live", "live.feature", "--reports", "reports",
-                            "--run-id", "live"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, stdin=subprocess.DEVNULL)
+def test_the_people_roll_the_ecs_service_back_and_their_decide_is_measured(tmp_path: Path, live_game_day):
     acted: list[tuple[float, float]] = []
-    output: list[str] = []
 
-    def person() -> None:
-        assert run.stdout is not None
-        for line in run.stdout:
-            output.append(line)
-            found = HANDOVER.search(line)
-            if found:
-                endpoint, service, cluster, state_file = found.groups()
-                time.sleep(random.uniform(0.3, 2.0))  # a random moment after the hand-over
-                prev_task = parse_rollback_state(Path(state_file))["PREV_TASK"]
-                ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1",
-                                   aws_access_key_id="person", aws_secret_access_key="person")
-                sent = time.time()
-                ecs.update_service(cluster=cluster, service=service, taskDefinition=prev_task, forceNewDeployment=True)
-                acted.append((sent, time.time()))
+    def person(endpoint: str, service: str, cluster: str, state_file: str) -> None:
+        time.sleep(random.uniform(0.3, 2.0))  # a random moment after the hand-over
+        prev_task = parse_rollback_state(Path(state_file))["PREV_TASK"]
+        ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="person", aws_secret_access_key="person")
+        sent = time.time()
+        ecs.update_service(cluster=cluster, service=service, taskDefinition=prev_task, forceNewDeployment=True)
+        acted.append((sent, time.time()))
 
-    reader = threading.Thread(target=person, daemon=True)
-    reader.start()
-    code = run.wait(timeout=400)
-    reader.join(timeout=30)
-    said = "".join(output[-40:])
-    assert code == 0, said
-    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    run = live_game_day(tmp_path, FEATURE, HANDOVER, person)
+    assert run.code == 0, run.said
+    scenario = run.the_one_scenario()
     events = [e for part in (scenario, *scenario["steps"]) for e in part["events"]]
     measured = {m["name"]: m for st in scenario["steps"] for m in st["measurements"]}
     [(sent, returned)] = acted

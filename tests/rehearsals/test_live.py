@@ -9,14 +9,10 @@ of the container image), noting when its command was sent and when it returned. 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,43 +46,6 @@ def _binaries() -> None:
         pytest.skip(f"Kubernetes binaries not built in {build.bin_dir()}: run `python -m gameday.cluster.build`")
 
 
-def live_run(tmp_path: Path, feature: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    (tmp_path / "live.feature").write_text(feature)
-    return subprocess.Popen(
-        [sys.executable, "-m", "gameday.cli", "run", "--live", "live.feature", "--reports", str(tmp_path / "reports"),
-         "--run-id", "live"], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, bufsize=1, env={**os.environ, **env})
-
-
-def a_person(run: subprocess.Popen[str], act: Callable[[str, str, str], None]) -> tuple[threading.Thread, list[str]]:
-    """Reads the run's output; at each hand-over line calls ``act(kubeconfig, deployment, namespace)``."""
-    output: list[str] = []
-
-    def read() -> None:
-        assert run.stdout is not None
-        for line in run.stdout:
-            output.append(line)
-            found = HANDOVER.search(line)
-            if found:
-                act(*found.groups())
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    return reader, output
-
-
-def the_one_scenario(run: subprocess.Popen[str], act: Callable[[str, str, str], None],
-                     tmp_path: Path) -> tuple[dict, str]:
-    """A person acts at the hand-over; the run must pass; its one scenario's record and the output's end."""
-    reader, output = a_person(run, act)
-    code = run.wait(timeout=400)
-    reader.join(timeout=30)
-    said = "".join(output[-40:])
-    assert code == 0, said
-    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
-    return scenario, said
-
-
 def roll_back(method: str, kubeconfig: str, deployment: str, namespace: str) -> tuple[float, float]:
     """What the person types; returns (sent, returned) epoch seconds."""
     kubectl = ["kubectl", "--kubeconfig", kubeconfig, "-n", namespace]
@@ -106,12 +65,11 @@ def roll_back(method: str, kubeconfig: str, deployment: str, namespace: str) -> 
     return sent, time.time()
 
 
-def test_the_people_roll_back_their_own_way_and_decide_and_act_are_measured_from_what_they_did(tmp_path):
+def test_the_people_roll_back_their_own_way_and_decide_and_act_are_measured_from_what_they_did(tmp_path,
+                                                                                              live_game_day):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     methods = rng.sample(METHODS, 2)
-    run = live_run(tmp_path, FEATURE + SCENARIO.format(name="first") + SCENARIO.format(name="second"),
-                   {"GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"})
     acted: list[tuple[str, float, float]] = []
 
     def person(kubeconfig: str, deployment: str, namespace: str) -> None:
@@ -119,12 +77,11 @@ def test_the_people_roll_back_their_own_way_and_decide_and_act_are_measured_from
         method = methods[len(acted)]
         acted.append((method, *roll_back(method, kubeconfig, deployment, namespace)))
 
-    reader, output = a_person(run, person)
-    code = run.wait(timeout=400)
-    reader.join(timeout=30)
-    said = f"seed {seed}, methods {methods}:\n" + "".join(output[-40:])
-    assert code == 0, said
-    journal = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())
+    run = live_game_day(tmp_path, FEATURE + SCENARIO.format(name="first") + SCENARIO.format(name="second"),
+                        HANDOVER, person)
+    said = f"seed {seed}, methods {methods}:\n" + run.said
+    assert run.code == 0, said
+    journal = run.journal
     assert [s["status"] for s in journal["scenarios"]] == ["passed", "passed"], said
     assert len(acted) == 2, said
     for scenario, (method, sent, returned) in zip(journal["scenarios"], acted, strict=True):
@@ -148,19 +105,18 @@ def test_the_people_roll_back_their_own_way_and_decide_and_act_are_measured_from
     assert kubectl_events == [], "gameday acted itself in a live game day"
 
 
-def test_nobody_acting_fails_the_scenario_at_the_give_up_bound_after_a_hint(tmp_path):
-    run = live_run(tmp_path, FEATURE + SCENARIO.format(name="nobody comes"),
-                   {"GAMEDAY_LIVE_HINT_AFTER": "0", "GAMEDAY_LIVE_GIVE_UP": "4"})
-    out, _ = run.communicate(timeout=300)
-    assert run.returncode == 1, out
+def test_nobody_acting_fails_the_scenario_at_the_give_up_bound_after_a_hint(tmp_path, live_game_day):
+    run = live_game_day(tmp_path, FEATURE + SCENARIO.format(name="nobody comes"), HANDOVER, lambda *_: None,
+                        env={"GAMEDAY_LIVE_HINT_AFTER": "0", "GAMEDAY_LIVE_GIVE_UP": "4"}, timeout=300)
+    out = "".join(run.output)
+    assert run.code == 1, out
     assert "HINT: the scenario's scripted answer is: undo demo" in out, out
-    [scenario] = json.loads((tmp_path / "reports" / "live" / "journal.json").read_text())["scenarios"]
+    scenario = run.the_one_scenario()
     assert scenario["status"] == "failed" and "nobody rolled back within 4 s" in scenario["error"], scenario["error"]
 
 
-def test_the_people_drain_a_canary_and_the_weight_change_is_their_action(tmp_path):
+def test_the_people_drain_a_canary_and_the_weight_change_is_their_action(tmp_path, live_game_day):
     shipped = (Path(__file__).resolve().parents[2] / "features" / "kubernetes_canary.feature").read_text()
-    run = live_run(tmp_path, shipped, {"GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"})
     acted: list[tuple[float, float]] = []
 
     def person(kubeconfig: str, _deployment: str, namespace: str) -> None:
@@ -174,8 +130,10 @@ def test_the_people_drain_a_canary_and_the_weight_change_is_their_action(tmp_pat
         acted.append((sent, time.time()))
         subprocess.run([*kubectl, "delete", "deployment/demo-canary"], capture_output=True, check=True, timeout=30)
 
-    scenario, said = the_one_scenario(run, person, tmp_path)
-    assert scenario["status"] == "passed", said
+    run = live_game_day(tmp_path, shipped, HANDOVER, person)
+    assert run.code == 0, run.said
+    scenario = run.the_one_scenario()
+    assert scenario["status"] == "passed", run.said
     [(sent, returned)] = acted
     [signals] = [e["data"] for e in events_of(scenario, "signals")]
     assert sent - 0.05 <= signals["origin"] + signals["marks"]["acted"] <= returned + 0.5, (sent, returned, signals)
@@ -185,10 +143,9 @@ def test_the_people_drain_a_canary_and_the_weight_change_is_their_action(tmp_pat
                 and '"value": 0' in e["message"]], "gameday drained the canary itself in a live game day"
 
 
-def test_the_people_throw_the_kill_switch_and_the_flag_change_is_their_action(tmp_path):
+def test_the_people_throw_the_kill_switch_and_the_flag_change_is_their_action(tmp_path, live_game_day):
     shipped = (Path(__file__).resolve().parents[2] / "features" / "feature_flag_kill_switch.feature").read_text()
     gated = shipped[:shipped.index("  Scenario: The flag does not gate")]
-    run = live_run(tmp_path, gated, {"GAMEDAY_LIVE_HINT_AFTER": "600", "GAMEDAY_LIVE_GIVE_UP": "120"})
     acted: list[tuple[float, float]] = []
 
     def person(kubeconfig: str, _deployment: str, namespace: str) -> None:
@@ -198,7 +155,9 @@ def test_the_people_throw_the_kill_switch_and_the_flag_change_is_their_action(tm
                         "-p", json.dumps({"data": {"new-pricing": "off"}})], capture_output=True, check=True, timeout=30)
         acted.append((sent, time.time()))
 
-    scenario, _ = the_one_scenario(run, person, tmp_path)
+    run = live_game_day(tmp_path, gated, HANDOVER, person)
+    assert run.code == 0, run.said
+    scenario = run.the_one_scenario()
     [(sent, returned)] = acted
     [signals] = [e["data"] for e in events_of(scenario, "signals")]
     assert sent - 0.05 <= signals["origin"] + signals["marks"]["acted"] <= returned + 0.5, (sent, returned, signals)
