@@ -13,6 +13,7 @@ def database_at_release(database, journal, release, revision, rows):
     """A throwaway database migrated up to a revision, every table seeded, the data baseline recorded.
     Example: Given a database at release 1.2.0 with migrations up to 0003 and 10000 seeded orders"""
     rehearsal = MigrationRehearsal(database.dsn, journal=journal)
+    journal.at_scenario_end(rehearsal.close)
     rehearsal.prepare(revision, rows=rows, release=release)
     return rehearsal
 
@@ -21,7 +22,9 @@ def database_at_release(database, journal, release, revision, rows):
 def demo_migrations(database, journal):
     """The demo service's alembic migrations, for reversibility checks on this database server.
     Example: Given the alembic migrations of the demo service"""
-    return MigrationRehearsal(database.dsn, journal=journal)
+    rehearsal = MigrationRehearsal(database.dsn, journal=journal)
+    journal.at_scenario_end(rehearsal.close)
+    return rehearsal
 
 
 @given(parsers.parse("release {release} has applied migration {revision}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +17,18 @@ from typing import Any
 import pytest
 
 from gameday import lifecycle
+
+
+def _cancelled(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A cancelled suite (a CI runner sends SIGTERM) stops as Ctrl-C does: the running test unwinds, so
+    the `gameday run` it started is killed (subprocess.run kills its child on any exception) and its
+    fixtures tear down, rather than leaving that run going on with no one waiting for it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _cancelled)
 
 
 @pytest.fixture(autouse=True)

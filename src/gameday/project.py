@@ -133,6 +133,14 @@ class LoadModel(_Model):
         return self
 
 
+class DatabaseModel(_Model):
+    """How the service finds its database: the variable its container reads the URL from. A
+    rehearsal that gives the service a database (a scratch Postgres, migrated and seeded) sets it
+    from a Secret of its own."""
+
+    env: str = Field(default="DATABASE_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class ServiceModel(_Model):
     namespace: str | None = None
     manifests: list[str] = Field(default_factory=list)
@@ -145,6 +153,7 @@ class ServiceModel(_Model):
     endpoints: Endpoints = Field(default_factory=Endpoints)
     release: ReleaseModel | None = None
     load: LoadModel | None = None
+    database: DatabaseModel | None = None
 
     _names = field_validator("namespace", "deployment")(_dns_name)
 
@@ -280,6 +289,7 @@ class Service:
     release: Any  # gameday.load.ReleaseReader | None
     load: Any  # gameday.load.LoadProfile | None
     source: str  # "gameday.yaml services.checkout-api", for messages
+    database_env: str | None = None  # the variable the container reads its database URL from
 
     def need(self, what: str, value: Any, key: str) -> Any:
         """``value``, or a ConfigError saying which project-file key to add."""
@@ -317,6 +327,11 @@ class Project:
             raise ConfigError(f"service {name!r} is not in {self.path} (services: {', '.join(self.services)})",
                               fix=f"{hint}add it under services: or fix the name")
         return self.services[name]
+
+    def migrations_location(self) -> Path | None:
+        """The alembic project the migrations: block names (None: the demo service's own)."""
+        location = self.model.migrations.script_location
+        return self.root / location if location is not None else None
 
     def catalog(self, *extra: Path) -> Any:
         """The image catalog for the embedded cluster: the project's entries, then the files of
@@ -511,4 +526,5 @@ def _resolve(path: Path, name: str, project: ProjectModel, model: ServiceModel) 
         release=release,
         load=load,
         source=source,
+        database_env=model.database.env if model.database is not None else None,
     )

@@ -283,3 +283,53 @@ def test_a_rollback_to_a_pruned_or_crashing_release_is_seen_failing_and_the_esca
     # scenario rolls back to it
     assert code == 1 and kept["status"] == "failed"
     assert "completed its rollback: it did not fail" in kept["error"], kept["error"]
+
+
+def _scenario_figures(scenario: dict) -> list[tuple[str, float, str]]:
+    return [(m["name"], m["value"], m.get("detail") or "") for st in scenario["steps"] for m in st["measurements"]]
+
+
+def _acting_errors(scenario: dict, endpoint: str) -> float:
+    [table] = [e["data"]["rows"] for e in scenario["events"] if e["kind"] == "endpoints"]
+    return next(r for r in table if r["endpoint"] == endpoint)["phases"]["acting"]["error_rate"]
+
+
+def test_a_release_that_migrated_the_database_is_rolled_back_under_load_and_the_order_matters(tmp_path):
+    code, journal = run_feature(REPO / "features" / "release_migration_rollback.feature", tmp_path)
+    expand, breaking, reversed_first = journal["scenarios"]
+    assert code == 0, [s["error"] for s in journal["scenarios"]]
+    # expand only: the code went back alone, the migration stayed, and what 1.1.0 wrote is still there
+    figures = _scenario_figures(expand)
+    assert not any(name == "alembic downgrade act" for name, _, _ in figures)
+    assert ("POST /api/orders error rate over 3s", 0.0, "") in figures
+    kept = next(value for name, value, _ in figures if name == "values of orders.discount_cents kept")
+    assert kept > 0
+    # one step: the previous release cannot write on the new schema until the migration goes back too
+    figures = _scenario_figures(breaking)
+    writes = [value for name, value, _ in figures if name == "POST /api/orders error rate over 3s"]
+    assert writes == [100.0, 0.0]  # after the code rollback, then after the migration rollback
+    assert ("GET /api/orders error rate over 3s", 0.0, "") in figures  # the reads never failed
+    [(_, lost, detail)] = [f for f in figures if f[0] == "values of orders.currency lost by the migration rollback"]
+    written_during = int(detail.split()[0])
+    assert lost >= 1000 and written_during > 0  # the backfilled seed rows and what 1.3.0 wrote
+    [data] = [e["data"] for e in breaking["events"] if e["kind"] == "data"]
+    assert data["dropped"]["orders.currency"]["written_during"] == written_during and data["rows_added"]["orders"] > 0
+    # the migration reversed while 1.3.0 still ran: it lost its column, and the reads failed with it
+    assert _acting_errors(reversed_first, "GET /api/orders") > _acting_errors(breaking, "GET /api/orders") + 0.3
+    text = json.dumps(journal)
+    assert "secretKeyRef" not in text and "DATABASE_URL=" not in text
+
+
+def test_rolling_back_only_the_code_after_a_one_step_migration_fails_saying_what_still_fails(tmp_path):
+    text = (REPO / "features" / "release_migration_rollback.feature").read_text()
+    header = text.split("  Scenario:")[0]
+    breaking = "  Scenario: A one-step migration" + text.split("  Scenario: A one-step migration")[1].split("\n  Scenario:")[0]
+    kept = [line for line in breaking.splitlines()  # the checks after the code rollback, and the migration's
+            if "of its requests for 3 seconds" not in line and "rolls back migration" not in line]
+    feature = tmp_path / "code_only.feature"
+    feature.write_text(header + "\n".join(kept).replace("again within 60 seconds", "again within 15 seconds") + "\n")
+    code, journal = run_feature(feature, tmp_path)
+    [scenario] = journal["scenarios"]
+    assert code == 1 and scenario["status"] == "failed"
+    assert "did not hold within 15s" in scenario["error"], scenario["error"]
+    assert _acting_errors(scenario, "POST /api/orders") > 0.9  # every write of 1.2.0 refused by the NOT NULL column

@@ -189,7 +189,7 @@ def _from_project(config: Path | None, script_location: Path | None, url_env: tu
     block = project.model.migrations
     if block.script_location is None:
         return None, url_env, base_sql, base  # the demo service's migrations
-    return (project.root / block.script_location, (*block.url_env, *url_env),
+    return (project.migrations_location(), (*block.url_env, *url_env),
             base_sql or (project.root / block.base_sql if block.base_sql else None), base or block.base)
 
 

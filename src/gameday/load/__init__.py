@@ -13,7 +13,7 @@ Nothing here imports locust: the locustfiles (declared, recorder) run in locust'
 from gameday.load.baseline import Baseline, BaselineNotClean, capture_baseline
 from gameday.load.generator import LoadGenerator, check_locustfile
 from gameday.load.profile import LoadProfile, ReleaseReader, RequestSpec
-from gameday.load.records import RequestRecord
+from gameday.load.records import EndpointRecords, RequestRecord
 from gameday.load.signals import GoldenSignals, golden_signals
 from gameday.load.triggers import (
     AllOf,
@@ -32,6 +32,7 @@ __all__ = [
     "AllOf",
     "Baseline",
     "BaselineNotClean",
+    "EndpointRecords",
     "ErrorRateAbove",
     "ErrorRateAtMost",
     "ErrorRateBelow",

@@ -65,6 +65,40 @@ class RequestRecord:
         )
 
 
+@dataclass(frozen=True)
+class EndpointRecords:
+    """The records of one endpoint ("POST /api/cart") of a record source (a LoadGenerator): a rule
+    evaluated on them judges that endpoint alone."""
+
+    source: Any
+    method: str
+    path: str
+
+    @classmethod
+    def parse(cls, source: Any, endpoint: str) -> EndpointRecords:
+        """``"POST /api/cart"`` (the method and the route as requests are recorded); one that no request
+        of the load has reached is refused, naming those that were."""
+        from gameday.errors import ConfigError
+
+        method, _, path = endpoint.strip().partition(" ")
+        seen = sorted({f"{r.method} {r.path}" for r in source.records()})
+        if f"{method.upper()} {path.strip()}" not in seen:
+            raise ConfigError(f"endpoint {endpoint!r} has had no request from the load "
+                              f"(its endpoints: {', '.join(seen) or 'none yet'})",
+                              fix='write it as METHOD and route, e.g. "POST /api/cart"')
+        return cls(source, method.upper(), path.strip())
+
+    @property
+    def running(self) -> bool:
+        return bool(getattr(self.source, "running", True))
+
+    def records(self, since: float | None = None) -> list[RequestRecord]:
+        return [r for r in self.source.records(since=since) if r.method == self.method and r.path == self.path]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
 class RecordReader:
     """Follows a JSONL records file; keeps every record, sorted by ``ts``."""
 

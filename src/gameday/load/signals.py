@@ -17,6 +17,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gameday.load.records import RequestRecord
 
@@ -26,6 +27,22 @@ def window(records: Sequence[RequestRecord], start: float, end: float) -> Sequen
     lo = bisect_right(records, start, key=lambda r: r.ts)
     hi = bisect_right(records, end, key=lambda r: r.ts)
     return records[lo:hi]
+
+
+def errors_by_endpoint(records: Sequence[RequestRecord], edges: Sequence[tuple[str, float]],
+                       end: float) -> list[dict[str, Any]]:
+    """Per endpoint ("METHOD route") and per phase (``edges``: the name and start of each, in order,
+    the last ending at ``end``): requests made and the share that failed."""
+    rows = []
+    for endpoint in sorted({f"{r.method} {r.path}" for r in records}):
+        mine = [r for r in records if f"{r.method} {r.path}" == endpoint]
+        phases = {}
+        for i, (name, start) in enumerate(edges):
+            stop = edges[i + 1][1] if i + 1 < len(edges) else end
+            inside = window(mine, start, stop)
+            phases[name] = {"requests": len(inside), "error_rate": error_rate(inside)}
+        rows.append({"endpoint": endpoint, "phases": phases})
+    return rows
 
 
 def request_rate(records: Sequence[RequestRecord], seconds: float) -> float:

@@ -133,12 +133,13 @@ def _downgrade(project: MigrationProject, dsn: str, target: str, expected_schema
 LIVE_POLL_S = 0.2  # how often a live game day reads alembic_version for the people's downgrade
 
 
-def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journal: Journal | None) -> DowngradeResult:
+def people_downgrade(project: MigrationProject, dsn: str, target: str, *, journal: Journal | None,
+                     expected_schema: SchemaSnapshot | None = None) -> DowngradeResult:
     """A live game day: the people run the downgrade (alembic, their scripts, a pipeline); gameday does not.
     Their rollback is alembic_version moving off the current revision, seen by a read every
     ``LIVE_POLL_S``; then revision and schema are verified as for a scripted downgrade (the reference
     schema is built before the hand-over, so it is not the people's time)."""
-    return _downgrade(project, dsn, target, None, journal, False, None,
+    return _downgrade(project, dsn, target, expected_schema, journal, False, None,
                       act=lambda result: _wait_for_the_people(project, dsn, result, journal))
 
 

@@ -26,7 +26,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gameday.errors import ConfigError, RehearsalFailed
 from gameday.faults import FAULT_ANNOTATION, FLAGS_MOUNT, FLAGS_VOLUME, parse_fault
@@ -36,7 +36,7 @@ from gameday.load.backtest import STEP_S as BACKTEST_STEP_S
 from gameday.load.backtest import backtest
 from gameday.load.baseline import Baseline, capture_baseline
 from gameday.load.health import HealthChecks
-from gameday.load.signals import signal_series
+from gameday.load.signals import errors_by_endpoint, signal_series
 from gameday.load.triggers import Trigger
 from gameday.manifests import Manifests, to_yaml
 from gameday.procedures.kubectl import Kubectl
@@ -44,6 +44,9 @@ from gameday.project import Project, Service
 from gameday.rehearsals.automatic import AutomaticRollback
 from gameday.rehearsals.live import LiveOnCall
 from gameday.timeline import RollbackTimeline
+
+if TYPE_CHECKING:
+    from gameday.rehearsals.database import ServiceDatabase
 
 BASELINE_SECONDS = 2.0
 RECOVERY_SETTLE_S = 1.0  # after recovery, the traffic counts as healthy again for the backtest
@@ -108,6 +111,7 @@ class KubernetesRehearsal:
         self.pruned: list[str] = []  # images this scenario took out of the embedded cluster's registry
         self.crashing: list[str] = []  # images this scenario made unable to start
         self._health: HealthChecks | None = None  # readiness of the service's pods, sampled (health-check rules)
+        self.databases: dict[str, ServiceDatabase] = {}  # a service's own scratch database (release migrations)
 
     # -- names -----------------------------------------------------------------------------
     def service(self, name: str | None = None) -> Service:
@@ -242,6 +246,8 @@ class KubernetesRehearsal:
                                   "-p", json.dumps(patch))
 
     def _apply(self, service: Service, deployed: _Deployed, docs: list[dict[str, Any]]) -> None:
+        if service.name in self.databases:
+            docs = self.databases[service.name].inject(docs, deployed.manifests.container)
         self.kubectl(service).apply(to_yaml(docs))
         for doc in docs:
             ref = f"{doc['kind'].lower()}/{doc['metadata']['name']}"
@@ -294,6 +300,8 @@ class KubernetesRehearsal:
         return self.baseline
 
     def stop(self) -> None:
+        for database in self.databases.values():
+            database.migrations.close()
         if self.live is not None:
             self.live.stop()
         if self._health is not None:
@@ -383,6 +391,63 @@ class KubernetesRehearsal:
                     version=release, image=image)
         if self.live is not None:
             self.live.watch()  # from here on, a change gameday did not make is the people's
+
+    # -- a service's own database: a release that migrated it --------------------------------
+    def give_database(self, name: str | None, dsn: str, revision: str, rows: int) -> ServiceDatabase:
+        """The service's pods get ``dsn`` (a scratch database gameday started), migrated to ``revision``
+        of the project's alembic history and seeded; set before the service is deployed."""
+        service = self.service(name)
+        service.need("the variable its database URL goes in", service.database_env, "database: {env: DATABASE_URL}")
+        if service.name in self.deployed:
+            raise ConfigError(f"service {service.name} is already deployed without its database",
+                              fix="give it the database before 'the service ... runs release ...'")
+        if getattr(self.cluster, "kubelet", None) is None:
+            raise ConfigError("the service's pods reach a database gameday starts on this machine only on the "
+                              "embedded cluster", fix="run this scenario with GAMEDAY_CLUSTER=local")
+        from gameday.rehearsals.database import ServiceDatabase  # psycopg: only for scenarios with a database
+
+        database = ServiceDatabase(service, dsn, script_location=self.project.migrations_location(),
+                                   journal=self.journal)
+        database.prepare(revision, rows)
+        self.databases[service.name] = database
+        if self.journal is not None:
+            self.journal.at_scenario_end(database.account)
+            self.journal.at_scenario_end(self._record_endpoints)
+        return database
+
+    def database(self, name: str | None = None) -> ServiceDatabase:
+        service = self.service(name)
+        if service.name not in self.databases:
+            raise ConfigError(f"service {service.name} has no database in this scenario",
+                              fix=f"start with 'the service \"{service.name}\" keeps its data in a rehearsal "
+                                  "database at migration REV with N rows per table'")
+        return self.databases[service.name]
+
+    def roll_out_with_migration(self, revision: str, release: str, name: str | None = None) -> None:
+        """The release begins (t0) with its migration, under the previous release's traffic, then its rollout."""
+        database = self.database(name)
+        database.before_release(revision)
+        self._incident()
+        database.migrate(revision)
+        self.roll_out(release, self.service(name).deployment)
+
+    def roll_back_migration(self, revision: str, name: str | None = None) -> None:
+        """The on-call runs ``alembic downgrade`` of the release's migration, under load (in a live game
+        day the people do, and gameday verifies where the database landed)."""
+        service = self.service(name)
+        database = self.database(name)
+        self._act(service, None)
+        database.roll_back(revision)
+
+    def _record_endpoints(self) -> None:
+        """Requests and failures per endpoint, before the release, during it, while the on-call acted, after."""
+        if self.load is None or self.journal is None or "t0" not in self.timeline.marks:
+            return
+        marks = self.timeline.marks
+        edges = [("before", 0.0), ("incident", marks["t0"])]
+        edges += [(name, marks[key]) for name, key in (("acting", "acted"), ("after", "done")) if key in marks]
+        rows = errors_by_endpoint(self.load.records(), edges, time.time())
+        self._event("endpoints", f"requests and failures per endpoint over {len(edges)} phases", rows=rows)
 
     def _embedded_catalog(self, name: str | None, release: str, doing: str) -> tuple[Any, str]:
         """The embedded cluster's image catalog (its "registry") and the release's image, for a fault
@@ -489,7 +554,9 @@ class KubernetesRehearsal:
 
     def _incident(self) -> None:
         """t0; and the phases reach the journal at scenario end even without a targets step."""
-        if "t0" not in self.timeline.marks and self.journal is not None:
+        if "t0" in self.timeline.marks:
+            return  # the release began earlier (its migration ran before the rollout)
+        if self.journal is not None:
             self.journal.at_scenario_end(self._record_phases)
         self.timeline.mark("t0")
 

@@ -20,6 +20,7 @@ from gameday.cluster.proxy_routes import route_weights, virtual_service_routes
 from gameday.errors import RehearsalFailed
 from gameday.load import (
     AllOf,
+    EndpointRecords,
     ErrorRateAbove,
     ErrorRateAtMost,
     ErrorRateBelow,
@@ -413,3 +414,22 @@ def share_at_least(r: KubernetesRehearsal, release: str, percent: float) -> None
     if share < percent:
         raise RehearsalFailed(f"release {release} served {share:.1f}% of the last {SHARE_WINDOW_S:g}s of traffic, "
                               f"expected at least {percent:g}%")
+
+
+def endpoint_failing(r: KubernetesRehearsal, endpoint: str, percent: float, seconds: float, *, fails: bool) -> None:
+    """Once the on-call's rollouts are complete, ``endpoint`` alone fails more than (``fails``) or at most
+    ``percent`` % of its requests over every check of the next ``seconds`` s: what the code rollback alone did
+    for it (e.g. the previous release's writes against the release's schema)."""
+    r.ensure_done()
+    source = EndpointRecords.parse(r.require_load(), endpoint)
+    hold = seconds / r.timeline.scale
+    rule: Trigger = (ErrorRateAbove(threshold=percent / 100, for_seconds=hold) if fails
+                     else ErrorRateAtMost(threshold=percent / 100, for_seconds=hold))
+    try:
+        at = rule.wait(source, hold + 10, since=r.timeline.marks.get("done"), journal=r.journal)
+    except TriggerTimeout as exc:
+        raise RehearsalFailed(f"{source}: {exc.message}") from None
+    rate = error_rate(source.records(since=at - hold)) or 0.0
+    if r.journal is not None:
+        r.journal.measure(f"{source} error rate over {hold:g}s", rate * 100, "%", target=percent,
+                          bound="min" if fails else "max")

@@ -15,7 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from gameday import settings
-from gameday.database.migrations.catalog import DataSnapshot, data_snapshot, diff_data, schema_snapshot
+from gameday.database.migrations.catalog import (
+    DataSnapshot,
+    SchemaSnapshot,
+    data_snapshot,
+    diff_data,
+    schema_snapshot,
+)
 from gameday.database.migrations.check import MigrationCheck, RevisionVerdict, check_migrations
 from gameday.database.migrations.project import MigrationProject, current_revision
 from gameday.database.migrations.seed import seed_database
@@ -34,6 +40,10 @@ class MigrationRehearsal:
         self.check: MigrationCheck | None = None
         self.live = settings.get("live") == "1"  # a live game day: the people roll the migration back
 
+    def close(self) -> None:
+        """Stop the migrations' worker process (alembic runs there, away from this environment)."""
+        self.project.close()
+
     # -- arrange / act -----------------------------------------------------------
     def prepare(self, revision: str, *, rows: int, release: str = "") -> dict[str, int]:
         """Migrate to ``revision``, seed every table with ``rows`` rows, record the data baseline."""
@@ -51,16 +61,18 @@ class MigrationRehearsal:
             self.journal.measure(f"alembic upgrade {revision}", seconds, "s")
         return seconds
 
-    def roll_back(self, revision: str) -> DowngradeResult:
-        """Roll back ``revision`` (downgrade to its parent); failures are kept, not raised."""
+    def roll_back(self, revision: str, *, expected_schema: SchemaSnapshot | None = None) -> DowngradeResult:
+        """Roll back ``revision`` (downgrade to its parent); failures are kept, not raised.
+        ``expected_schema``: the parent's schema, built beforehand (else built here, before the act)."""
         target = self.project.previous(self.project.resolve(revision) or "") or "base"
         if self.live:  # the people run it; gameday watches alembic_version and verifies what they did
             from gameday.procedures.alembic_downgrade import people_downgrade
 
-            self.rollback = people_downgrade(self.project, self.dsn, target, journal=self.journal)
+            self.rollback = people_downgrade(self.project, self.dsn, target, journal=self.journal,
+                                             expected_schema=expected_schema)
             return self.rollback
         self.rollback = alembic_downgrade(self.dsn, target, script_location=self.project.path,
-                                          journal=self.journal, check=False)
+                                          expected_schema=expected_schema, journal=self.journal, check=False)
         return self.rollback
 
     def check_revision(self, revision: str, *, rows: int) -> RevisionVerdict:
