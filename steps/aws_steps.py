@@ -5,6 +5,9 @@ from __future__ import annotations
 from pytest_bdd import given, parsers, then, when
 
 from gameday.database.seed import seed_orders
+from gameday.load import ErrorRateAbove
+from gameday.rehearsals.automatic import AutomaticRollback, action_from_text, rules_from_table
+from gameday.timeline import targets_from_table
 
 # -- ECS --------------------------------------------------------------------------------
 
@@ -154,3 +157,55 @@ def restore_refused(rds_rehearsal):
     """RDS refused the restore, and the error names the snapshot that is gone.
     Example: Then the restore is refused, naming the missing DB snapshot"""
     rds_rehearsal.require_restore_refused(naming=rds_rehearsal.snapshot_id or "snapshot")
+
+
+# -- under load, through a load balancer in front of the tasks ---------------------------------
+@given(parsers.parse("steady traffic from {users:d} users through a load balancer in front of its tasks"))
+def ecs_traffic(ecs_rehearsal, users):
+    """The service's own load (project file) through a local load balancer whose targets are the
+    RUNNING, HEALTHY tasks (read from the ECS API every 0.25 s); a clean baseline first.
+    Example: And steady traffic from 4 users through a load balancer in front of its tasks"""
+    ecs_rehearsal.start_traffic(users)
+
+
+@then(parsers.parse("the load balancer's alarm for an error rate above {percent:g}% for {seconds:g} seconds "
+                    "fires within {timeout:g} seconds"))
+def ecs_alarm(ecs_rehearsal, percent, seconds, timeout):
+    """The alarm rule on the traffic through the load balancer, from the deploy on (detect).
+    Example: Then the load balancer's alarm for an error rate above 5% for 3 seconds fires within 60 seconds"""
+    ecs_rehearsal.require_traffic().wait_for_alarm(ErrorRateAbove(threshold=percent / 100, for_seconds=seconds),
+                                                   timeout)
+
+
+@then(parsers.parse("all traffic through the load balancer is served by release {version} again within "
+                    "{timeout:g} seconds"))
+def ecs_recovered(ecs_rehearsal, version, timeout):
+    """Recovery: errors at most 1 % and every request served by the release, held 3 s, from stable on.
+    Example: And all traffic through the load balancer is served by release 1.0.0 again within 30 seconds"""
+    ecs_rehearsal.require_traffic().wait_recovered(version, timeout)
+
+
+@then("the ECS rollback meets the runbook's targets:")
+def ecs_targets(ecs_rehearsal, datatable):
+    """Detect / decide / act / recover / total of the rollback under load, against a | phase | target | table.
+    Example: And the ECS rollback meets the runbook's targets:"""
+    ecs_rehearsal.require_traffic().timeline.check_targets(ecs_rehearsal.journal, targets_from_table(datatable))
+
+
+@given("the ECS service rolls back automatically by rolling back to the previous task definition when one of "
+       "these rules holds:")
+def ecs_automatic(ecs_rehearsal, datatable):
+    """Declared rules (| rule | threshold | for |: error rate above N %, pNN latency above K × baseline or N ms)
+    on the traffic through the load balancer, watched from the deploy on; the first to hold rolls back.
+    Example: Given the ECS service rolls back automatically by rolling back to the previous task definition when one of these rules holds:"""
+    traffic = ecs_rehearsal.require_traffic()
+    traffic.automatic = AutomaticRollback(rules_from_table(datatable),
+                                          action_from_text("rolling back to the previous task definition"))
+    traffic.automatic.arm(traffic)
+
+
+@then(parsers.parse("the ECS automatic rollback fires within {timeout:g} seconds"))
+def ecs_automatic_fires(ecs_rehearsal, timeout):
+    """The rules are evaluated every 0.5 s from the deploy; the first to hold issues the update-service.
+    Example: Then the ECS automatic rollback fires within 60 seconds"""
+    ecs_rehearsal.require_traffic().fire_automatic(timeout)

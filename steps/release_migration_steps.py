@@ -12,7 +12,7 @@ from pytest_bdd import given, then, when
 
 from gameday.rehearsals import kubernetes_checks as check
 
-NAMES = {"service": "service", "release": "release"}
+NAMES = {"service": "database-service", "release": "release", "endpoint": "endpoint"}
 
 
 @given(step('the service "{service}" keeps its data in a rehearsal database at migration {revision} '

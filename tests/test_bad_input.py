@@ -123,6 +123,10 @@ def with_project(text: str = PROJECT, **more: str | bytes) -> dict[str, str | by
 
 # -- features -------------------------------------------------------------------------------------------
 FEATURES = [
+    case("feature-endpoint-not-a-route", "run", "f.feature", needle="endpoint 'orders' is not an HTTP method",
+         files={"f.feature": feature('Then "orders" fails at most 1% of its requests for 3 seconds')}),
+    case("feature-endpoint-unknown-method", "run", "f.feature", needle="endpoint 'FETCH /api/orders' is not",
+         files={"f.feature": feature('Then "FETCH /api/orders" fails more than 50% of its requests for 3 seconds')}),
     case("feature-empty", "run", "f.feature", needle="f.feature is empty", files={"f.feature": ""}),
     case("feature-blank", "run", "f.feature", needle="f.feature is empty", files={"f.feature": "  \n\n\t\n"}),
     case("feature-only-comments", "run", "f.feature", needle="f.feature is empty",
@@ -326,6 +330,10 @@ PROJECTS = [
          files=with_project(PROJECT.replace("manifests: k8s/", "manifests: deploy/"))),
     case("project-database-env-not-a-variable", "run", "f.feature", needle="services.cart.database.env",
          files=with_project(PROJECT.replace("endpoints:", "database: {env: DATABASE URL}\n    endpoints:"))),
+    case("project-service-without-database-given-one", "run", "f.feature",
+         needle="does not say the variable its database URL goes in",
+         files=with_project(**{"f.feature": feature('Given the service "cart" keeps its data in a rehearsal database '
+                                                    'at migration 0001 with 10 rows per table')})),
     case("project-manifests-and-kustomize", "run", "f.feature", needle="give exactly one of manifests",
          files=with_project(PROJECT.replace("manifests: k8s/", "manifests: k8s/\n    kustomize: k8s/"))),
     case("project-locustfile-missing", "run", "f.feature", needle="load.locustfile: load.py does not exist",

@@ -158,3 +158,23 @@ def test_the_typed_read_side_keeps_newer_keys_and_refuses_what_is_not_what_it_sa
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=r"scenarios\[0\]\.duration_s is bool, not"):
         load(path)
+
+
+def test_the_reports_table_failed_requests_per_endpoint_and_phase(tmp_path):
+    journal = Journal(run_id="r5")
+    journal.begin_scenario("code back, schema not", feature="migrations")
+    journal.begin_step("Then", "all traffic is served by release 1.2.0 again")
+    rows = [{"endpoint": "POST /api/cart", "phases": {"before": {"requests": 10, "error_rate": 0.0},
+                                                      "incident": {"requests": 20, "error_rate": 0.5},
+                                                      "acting": {"requests": 8, "error_rate": 1.0}}},
+            {"endpoint": "GET /api/cart | all", "phases": {"before": {"requests": 0, "error_rate": None}}}]
+    journal.event("endpoints", "per endpoint", rows=rows)
+    journal.open_step.finish(Status.PASSED)
+    journal.current_scenario.finish(Status.PASSED)
+    journal.finish()
+    out = write_reports(journal, tmp_path)
+    summary = (out / "summary.md").read_text()
+    assert "| POST /api/cart | 0.0 % of 10 | 50.0 % of 20 | 100.0 % of 8 |  |" in summary  # no "after": it never came
+    assert "| GET /api/cart \\| all | no request |" in summary
+    assert "<td>POST /api/cart</td><td>0.0 % of 10</td><td>50.0 % of 20</td><td>100.0 % of 8</td><td></td>" in \
+        (out / "report.html").read_text()

@@ -65,6 +65,20 @@ class RequestRecord:
         )
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, str]:
+    """``"POST /api/cart"`` -> ("POST", "/api/cart"); ConfigError for anything else."""
+    from gameday.errors import ConfigError
+
+    method, _, path = endpoint.strip().partition(" ")
+    if method.upper() not in HTTP_METHODS or not path.strip().startswith("/"):
+        raise ConfigError(f"endpoint {endpoint!r} is not an HTTP method and a route",
+                          fix='write it as METHOD and route, e.g. "POST /api/cart"')
+    return method.upper(), path.strip()
+
+
 @dataclass(frozen=True)
 class EndpointRecords:
     """The records of one endpoint ("POST /api/cart") of a record source (a LoadGenerator): a rule
@@ -80,13 +94,13 @@ class EndpointRecords:
         of the load has reached is refused, naming those that were."""
         from gameday.errors import ConfigError
 
-        method, _, path = endpoint.strip().partition(" ")
+        method, path = parse_endpoint(endpoint)
         seen = sorted({f"{r.method} {r.path}" for r in source.records()})
-        if f"{method.upper()} {path.strip()}" not in seen:
+        if f"{method} {path}" not in seen:
             raise ConfigError(f"endpoint {endpoint!r} has had no request from the load "
                               f"(its endpoints: {', '.join(seen) or 'none yet'})",
                               fix='write it as METHOD and route, e.g. "POST /api/cart"')
-        return cls(source, method.upper(), path.strip())
+        return cls(source, method, path)
 
     @property
     def running(self) -> bool:

@@ -29,7 +29,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,6 +37,9 @@ from gameday.aws import ecs as ecs_api
 from gameday.aws.target import REHEARSAL_TAG, TargetRef, ecs_tags, require_rehearsal
 from gameday.errors import ConfigError, GameDayError, RehearsalFailed
 from gameday.journal import Fidelity, Journal
+
+if TYPE_CHECKING:
+    from gameday.rehearsals.ecs_traffic import EcsTraffic
 
 STATE_FIELDS = ("DEPLOYMENT_ID", "PREV_TASK", "PREV_SHA", "BACKUP_FILE")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -142,6 +145,7 @@ class EcsService:
     environment: tuple[tuple[str, str], ...] = ()
     release_reader: Any = None  # gameday.load.ReleaseReader: how a response names its release
     version_path: str = "/version"
+    load: Any = None  # gameday.load.LoadProfile: the service's own load, for a rollback under load
 
     @classmethod
     def of(cls, service: Any, **overrides: Any) -> EcsService:
@@ -151,7 +155,7 @@ class EcsService:
         manifests = Manifests.load(service)
         port = manifests.target_port if isinstance(manifests.target_port, int) else cls.container_port
         fields: dict[str, Any] = {"repository": manifests.repository, "container_port": port,
-                                  "release_reader": service.release,
+                                  "release_reader": service.release, "load": service.load,
                                   "version_path": service.endpoints.version or service.endpoints.health or "/"}
         return cls(**{**fields, **overrides})
 
@@ -212,6 +216,7 @@ class EcsRollbackRehearsal:
         self.rollback_issued: float | None = None  # wall clock: the rollback's update-service was issued
         self.failing_seen: float | None = None  # wall clock: the bad deployment's failure was seen
         self.live = False  # a live game day: the people roll back, gameday watches (see _people_roll_back)
+        self.traffic: EcsTraffic | None = None  # the service's load through a load balancer (start_traffic)
 
     # Given ---------------------------------------------------------------------
     def start(self, version: str, tasks: int | None = None, name: str | None = None) -> str:
@@ -240,6 +245,49 @@ class EcsRollbackRehearsal:
         self.current = arn
         return arn
 
+    def start_traffic(self, users: int | None = None) -> EcsTraffic:
+        """The service's own load through a load balancer in front of its healthy tasks, a clean baseline first."""
+        from gameday.rehearsals.ecs_traffic import EcsTraffic
+
+        if self.current is None:
+            raise RehearsalFailed("no service is running yet", fix="start the ECS service before the traffic")
+        self.traffic = EcsTraffic(self.ecs, self.spec.cluster, self.spec.name, journal=self.journal,
+                                  workdir=self.workdir / "load")
+        self.traffic.roll_back_to_previous = self.roll_back_to_previous
+        self.traffic.start(self.spec.load, users=users, tasks=self.spec.tasks,
+                           stable=ecs_api.image_version(self.ecs, self.current))
+        return self.traffic
+
+    def roll_back_to_previous(self) -> RollbackState:
+        """What ECS's own automatic rollback does: update-service back to the previous task definition."""
+        if self.previous is None:
+            raise RehearsalFailed("no previous task definition: deploy a release first")
+        prev = self.previous.rsplit("/", 1)[-1]
+        self.journal.event("ecs.rollback", f"automatic: ecs update-service --cluster {self.spec.cluster} --service "
+                           f"{self.spec.name} --task-definition {prev}", fidelity=Fidelity.SIMULATED.value)
+        self._guard(ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["clusterArn"])
+        self.rollback_issued = time.time()
+        self._mark("acted", self.rollback_issued)
+        service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
+        self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=self.previous)
+        self.rolled_back_to = RollbackState(deployment_id=service["deployments"][0].get("id", ""), prev_task=prev,
+                                            prev_sha="", backup_file="", path=self.state_path)
+        return self.rolled_back_to
+
+    def require_traffic(self) -> EcsTraffic:
+        if self.traffic is None:
+            raise ConfigError("no traffic runs through a load balancer in this scenario",
+                              fix="add 'steady traffic from N users through a load balancer in front of its tasks'")
+        return self.traffic
+
+    def stop(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
+
+    def _mark(self, name: str, at: float) -> None:
+        if self.traffic is not None:
+            self.traffic.timeline.mark(name, at)
+
     def register(self, version: str) -> str:
         arn = ecs_api.register(self.ecs, self.spec.release(version))
         self.versions[version] = arn
@@ -255,6 +303,7 @@ class EcsRollbackRehearsal:
         self.journal.measure("ecs.update_service_accepted", time.monotonic() - started, "s", fidelity=Fidelity.SIMULATED,
                              detail="API acceptance only (moto)")
         self.previous, self.current, self.deployed_at = self.current, arn, issued
+        self._mark("t0", issued)  # users meet the release as soon as its tasks are healthy
         self.journal.event("ecs.deploy", f"release {version} deployed", task_definition=arn,
                            fidelity=Fidelity.SIMULATED.value)
         return arn
@@ -302,6 +351,7 @@ class EcsRollbackRehearsal:
                            fidelity=Fidelity.SIMULATED.value)
         self._guard(ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["clusterArn"])
         self.rollback_issued, started = time.time(), time.monotonic()
+        self._mark("acted", self.rollback_issued)
         self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=state.prev_task,
                                 forceNewDeployment=True)
         self.journal.measure("ecs.rollback_update_service_accepted", time.monotonic() - started, "s",
@@ -344,6 +394,7 @@ class EcsRollbackRehearsal:
                                  detail="the people on call (live): the failing deployment seen to their update-service, "
                                         "stamped with the deployment's createdAt")
         self.rollback_issued = acted
+        self._mark("acted", acted)
         self.rolled_back_to = RollbackState(deployment_id=primary.get("id", ""), prev_task=to, prev_sha="",
                                             backup_file="", path=self.state_path)
         return self.rolled_back_to
@@ -363,6 +414,7 @@ class EcsRollbackRehearsal:
         verdict = time.time() - self.rollback_issued
         target_arn = ecs_api.task_definition_arn(self.ecs, state.prev_task) or state.prev_task
         timing = self._time_to_stable("update-service", self.rollback_issued, target_arn, verdict)
+        self._mark("done", self.rollback_issued + timing.seconds)
         self.journal.measure("ecs.rollback_time_to_stable", timing.seconds, "s", fidelity=Fidelity.REAL, target=seconds,
                              detail=f"{timing.detail}; tasks are real processes")
         return RollbackResult(timing.seconds, state.prev_task, ecs_api.image_version(self.ecs, state.prev_task),

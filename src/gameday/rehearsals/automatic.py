@@ -21,7 +21,8 @@ A health-check rule reads each pod's readiness behind the Service, sampled every
 healthy, which the traffic does not show while the previous pods keep serving.
 
 Actions: ``undoing the rollout``, ``switching back to the blue track``, ``draining the
-canary``, ``turning feature flag "new-pricing" off``.
+canary``, ``turning feature flag "new-pricing" off``; on ECS ``rolling back to the previous
+task definition`` (update-service to it, as the deployment circuit breaker's rollback does).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Action:
     """What the automation does when a rule holds, and how it is said."""
 
     text: str
-    run: Callable[[Any], None]  # (the KubernetesRehearsal) -> None
+    run: Callable[[Any], None]  # (the KubernetesRehearsal, or the ECS rehearsal's traffic) -> None
 
 
 def _seconds(text: str, where: str) -> float:
@@ -121,9 +122,11 @@ def action_from_text(text: str) -> Action:
     if flag := re.fullmatch(r'turning feature flag "([^"]+)" off', said):
         name = flag.group(1)
         return Action(f"feature flag {name} off", lambda r: r.kill_switch.__wrapped__(r, None, name))
+    if said == "rolling back to the previous task definition":  # ECS, as its deployment circuit breaker does
+        return Action("ecs update-service to the previous task definition", lambda r: r.roll_back_to_previous())
     raise ConfigError(f"automatic rollback by {said!r} is not an action gameday knows",
                       fix='use: undoing the rollout, switching back to the blue track, draining the canary, '
-                          'turning feature flag "NAME" off')
+                          'turning feature flag "NAME" off, rolling back to the previous task definition (ECS)')
 
 
 @dataclass

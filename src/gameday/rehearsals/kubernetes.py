@@ -32,24 +32,22 @@ from gameday.errors import ConfigError, RehearsalFailed
 from gameday.faults import FAULT_ANNOTATION, FLAGS_MOUNT, FLAGS_VOLUME, parse_fault
 from gameday.journal import Journal
 from gameday.load import LoadGenerator
-from gameday.load.backtest import STEP_S as BACKTEST_STEP_S
-from gameday.load.backtest import backtest
 from gameday.load.baseline import Baseline, capture_baseline
 from gameday.load.health import HealthChecks
-from gameday.load.signals import errors_by_endpoint, signal_series
+from gameday.load.signals import errors_by_endpoint
 from gameday.load.triggers import Trigger
 from gameday.manifests import Manifests, to_yaml
 from gameday.procedures.kubectl import Kubectl
 from gameday.project import Project, Service
 from gameday.rehearsals.automatic import AutomaticRollback
 from gameday.rehearsals.live import LiveOnCall
+from gameday.rehearsals.traffic import detected_at, record_traffic
 from gameday.timeline import RollbackTimeline
 
 if TYPE_CHECKING:
     from gameday.rehearsals.database import ServiceDatabase
 
 BASELINE_SECONDS = 2.0
-RECOVERY_SETTLE_S = 1.0  # after recovery, the traffic counts as healthy again for the backtest
 ROLLOUT_TIMEOUT_S = 120.0
 STABLE, CANARY = "stable", "canary"  # the tracks of a canary release, routed by a VirtualService
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -321,36 +319,12 @@ class KubernetesRehearsal:
         self.deployed.clear()
 
     def record_signals(self) -> None:
-        """Golden signals per second over the whole scenario, with the timeline's marks."""
+        """Golden signals per second over the whole scenario, with the timeline's marks, and the backtest."""
         if self.load is None or self.journal is None:
             return
-        records = self.load.records()
-        if not records:
-            return
-        start, end = records[0].ts, records[-1].ts
-        series = signal_series(records, start=start, end=end, step=max(0.5, (end - start) / 120))
-        marks = {name: round(at - start, 3) for name, at in self.timeline.marks.items()}
-        self._record_backtest(records)
-        self.journal.event("signals", f"golden signals over {end - start:.0f} s of traffic ({len(series)} points)",
-                           series=series, marks=marks, origin=round(start, 3), stable=self.stable_version,
-                           **({"recovery": self.recovery} if self.recovery else {}))
-
-    def _record_backtest(self, records: list[Any]) -> None:
-        """Each rule the scenario watched, replayed on its traffic: when it would fire, false alarms when healthy."""
-        t0 = self.timeline.marks.get("t0")
-        if not self.watched or t0 is None or self.journal is None:
-            return
-        end = records[-1].ts
-        healthy = [(records[0].ts, t0)]
-        if "recovered" in self.timeline.marks:
-            healthy.append((self.timeline.marks["recovered"] + RECOVERY_SETTLE_S, end))
-        checks = self._health.records() if self._health is not None else []
-        rows = [row for source, recorded in (("traffic", records), ("health checks", checks))
-                for row in backtest([(text, rule) for text, rule in self.watched.items() if rule.source == source],
-                                    recorded, t0=t0, healthy=healthy, end=end)]
-        self.journal.event("backtest", f"{len(rows)} rules replayed on {len(records)} recorded requests"
-                           + (f" and {len(checks)} health checks" if checks else ""),
-                           rows=[row.to_dict() for row in rows], step_s=BACKTEST_STEP_S)
+        record_traffic(self.journal, self.load.records(), self.timeline.marks, self.watched,
+                       stable=self.stable_version, recovery=self.recovery,
+                       health_checks=self._health.records() if self._health is not None else ())
 
     # -- the incident ----------------------------------------------------------------------
     def roll_out(self, release: str, deployment: str | None = None, *, fault: str | None = None,
@@ -585,9 +559,8 @@ class KubernetesRehearsal:
         scaled = rule.scaled(self.timeline.scale) if self.timeline.scale != 1 else rule
         self.watched.setdefault(f"alarm: {scaled.describe()}", scaled)
         t0 = self.timeline.marks.get("t0")
-        fired = scaled.wait(load, timeout, since=t0, journal=self.journal)
         # when the rule really held, from the requests themselves (not when a poll noticed)
-        detected = scaled.moment(load.records(since=None if t0 is None else t0 - 1), t0, fired)
+        detected = detected_at(scaled, load, timeout, t0=t0, journal=self.journal)
         return self.timeline.mark("detected", detected) - self.timeline.marks["t0"]
 
     # -- the on-call's actions (the first one marks "acted") --------------------------------

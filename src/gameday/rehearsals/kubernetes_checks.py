@@ -19,22 +19,20 @@ from typing import Any
 from gameday.cluster.proxy_routes import route_weights, virtual_service_routes
 from gameday.errors import RehearsalFailed
 from gameday.load import (
-    AllOf,
     EndpointRecords,
     ErrorRateAbove,
     ErrorRateAtMost,
     ErrorRateBelow,
     LatencyAtMost,
     LatencyBelow,
-    VersionShare,
 )
 from gameday.load.signals import error_rate, latency, version_share
 from gameday.load.triggers import Trigger, TriggerTimeout
+from gameday.rehearsals import traffic
 from gameday.rehearsals.kubernetes import CANARY, STABLE, KubernetesRehearsal, baseline_ms
 
 # How long the signals must stay healthy before the service counts as recovered.
-RECOVERY_HOLD_S = 3.0
-RECOVERY_ERROR_RATE = 0.01
+RECOVERY_HOLD_S = traffic.RECOVERY_HOLD_S
 SHARE_WINDOW_S = 10.0
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
@@ -302,16 +300,8 @@ def wait_recovered(r: KubernetesRehearsal, release: str, timeout: float) -> floa
     """Error rate at most 1 % and 100 % of traffic on ``release``, held for a few seconds."""
     r.service().need("how a response names its release", r.service().release, "release: {header: ...}")
     r.ensure_done()
-    load = r.require_load()
-    hold = RECOVERY_HOLD_S / r.timeline.scale
-    rule = AllOf((ErrorRateAtMost(threshold=RECOVERY_ERROR_RATE, for_seconds=hold, window_seconds=2),
-                  VersionShare(version=release, at_least=1.0, for_seconds=hold, window_seconds=2)))
-    done = r.timeline.marks.get("done")
-    confirmed = rule.wait(load, timeout, since=done, journal=r.journal)
-    # Recovery happened when the healthy stretch began (the first good request sent after the
-    # last bad one), not when it had lasted long enough, nor when a poll noticed.
-    recovered = max(rule.moment(load.records(since=None if done is None else done - 1), done, confirmed),
-                    done if done is not None else -1.0)
+    recovered = traffic.wait_recovered(r.require_load(), release, timeout, done=r.timeline.marks.get("done"),
+                                       scale=r.timeline.scale, journal=r.journal)
     r.recovery = f"errors back down and every request served by {release}"
     r.timeline.mark("recovered", recovered)
     if "stuck" in r.timeline.marks and r.journal is not None:  # the escalation after a rollback that failed

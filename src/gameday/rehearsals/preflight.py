@@ -18,6 +18,7 @@ from typing import Any
 from gameday.errors import ConfigError
 from gameday.faults import parse_fault
 from gameday.load import check_locustfile
+from gameday.load.records import parse_endpoint
 from gameday.manifests import Manifests
 from gameday.project import Project, Service
 
@@ -52,6 +53,13 @@ class Preflight:
                 service = self._owner(value)
             elif kind == "fault":
                 parse_fault(value, f"fault {value!r}")
+            elif kind == "database-service":  # a service given a database: its pods must read its URL
+                service = self.project.service(value)
+                self.manifests(service)
+                service.need("the variable its database URL goes in", service.database_env,
+                             "database: {env: DATABASE_URL}")
+            elif kind == "endpoint":
+                parse_endpoint(value)
         if service is None and "load" in kinds and len(self.project.services) == 1:
             service = self.project.service()  # "steady traffic from N users": the only service's load
         if service is not None and service.load is not None and service.load.locustfile is not None:

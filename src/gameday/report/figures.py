@@ -75,6 +75,25 @@ def backtest(scenario: ScenarioRecord) -> list[dict[str, Any]]:
     return rows
 
 
+PHASES = ("before", "incident", "acting", "after")
+
+
+def endpoint_errors(scenario: ScenarioRecord) -> list[dict[str, Any]]:
+    """Requests and failures per endpoint and phase (before the release, during it, while the on-call
+    acted, after), each cell said for a table: "2.1 % of 340", or "" for a phase that did not happen."""
+    rows = []
+    for event in events_of(scenario, "endpoints"):
+        for row in event["data"]["rows"]:
+            cells = {}
+            for phase in PHASES:
+                seen = row["phases"].get(phase)
+                rate = None if seen is None else seen["error_rate"]
+                cells[phase] = "" if seen is None else ("no request" if rate is None
+                                                        else f"{rate * 100:.1f} % of {seen['requests']}")
+            rows.append({"endpoint": row["endpoint"], **cells})
+    return rows
+
+
 def md_cell(text: object) -> str:
     """Text made safe for one markdown table cell."""
     return str(text).replace("|", "\\|").replace("\n", " ")

@@ -17,6 +17,7 @@ from gameday.journal import JournalRecord, ScenarioRecord
 from gameday.report.figures import (
     backtest,
     drift,
+    endpoint_errors,
     fmt_measurement,
     runbook_steps,
     scenario_measurements,
@@ -65,6 +66,11 @@ the history) · for the ticket: <a href="incident.md">incident.md</a></p>
 {% for r in bt %}<tr><td>{{ r.rule }}</td><td>{{ r.fires }}</td><td>{{ r.false_alarms }} in {{ r.healthy_s }} s</td>
 <td>{{ r.low_fires }} (1 in {{ r.low_traffic_one_in }})</td><td>{{ r.low_traffic_false_alarms }}</td><td>{{ r.low_traffic_per_window }}</td></tr>
 {% endfor %}</table>{% endif %}
+{% set ep = endpoint_errors(s) %}{% if ep %}
+<h3>Failed requests per endpoint</h3>
+<table><tr><th>Endpoint</th><th>Before the release</th><th>Incident</th><th>While acting</th><th>After</th></tr>
+{% for r in ep %}<tr><td>{{ r.endpoint }}</td><td>{{ r.before }}</td><td>{{ r.incident }}</td><td>{{ r.acting }}</td><td>{{ r.after }}</td></tr>
+{% endfor %}</table>{% endif %}
 {% set rb = runbook_steps(s) %}{% if rb %}
 <h3>Runbook steps</h3>
 <table><tr><th>Line</th><th>Status</th><th>Time</th><th>Step</th><th>Output (end)</th></tr>
@@ -86,7 +92,7 @@ def render_html(journal: JournalRecord) -> str:
     plots = [timeline_svg(s) for s in journal["scenarios"]]
     return env.from_string(_TEMPLATE).render(j=journal, plots=plots, mark=verdict_mark, fmt=fmt_measurement,
                                              measurements=scenario_measurements,
-                                             runbook_steps=runbook_steps, drift=drift, backtest=backtest)
+                                             runbook_steps=runbook_steps, drift=drift, backtest=backtest, endpoint_errors=endpoint_errors)
 
 
 def _signals(scenario: ScenarioRecord) -> dict[str, Any] | None:

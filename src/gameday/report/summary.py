@@ -8,6 +8,7 @@ from gameday.journal import JournalRecord
 from gameday.report.figures import backtest as backtest_rows
 from gameday.report.figures import (
     drift,
+    endpoint_errors,
     fmt_measurement,
     headline,
     md_cell,
@@ -69,6 +70,17 @@ Backtest of the rules on this scenario's traffic (replayed at a 0.5 s evaluation
 | {{ r.rule | cell }} | {{ r.fires }} | {{ r.false_alarms }} in {{ r.healthy_s }} s | {{ r.low_fires }} (1 in {{ r.low_traffic_one_in }}) | {{ r.low_traffic_false_alarms }} | {{ r.low_traffic_per_window }} |
 {% endfor %}
 {%- endif %}
+{%- set ep = endpoint_errors(s) %}
+{%- if ep %}
+
+Failed requests per endpoint (before the release, during it, while the on-call acted, after):
+
+| Endpoint | Before | Incident | Acting | After |
+|---|---|---|---|---|
+{% for r in ep -%}
+| {{ r.endpoint | cell }} | {{ r.before }} | {{ r.incident }} | {{ r.acting }} | {{ r.after }} |
+{% endfor %}
+{%- endif %}
 {%- set rb = runbook_steps(s) %}
 {%- if rb %}
 
@@ -104,5 +116,5 @@ def render_summary(journal: JournalRecord) -> str:
     return template.render(
         j=journal, counts=counts, total=sum(s["duration_s"] or 0 for s in scenarios), simulated=simulated,
         mark=verdict_mark, headline=headline, measurements=scenario_measurements, fmt=fmt_measurement,
-        runbook_steps=runbook_steps, drift=drift, backtest=backtest_rows,
+        runbook_steps=runbook_steps, drift=drift, backtest=backtest_rows, endpoint_errors=endpoint_errors,
     )
