@@ -10,13 +10,15 @@ Feature: Rolling back a release that migrated the database, under load
 
   Each scenario puts the service on a scratch database of its own, at the previous
   release's migration with seeded rows, and counts errors per endpoint while it happens.
+  The alarm waits 8 seconds of errors, so the failing release has written orders of
+  its own before it is rolled back.
 
   Scenario: An expand-only migration leaves the previous release working, so the code goes back alone
     Given the service "demo" keeps its data in a rehearsal database at migration 0001 with 1000 rows per table
     And the service "demo" runs release "1.0.0" with 3 replicas
     And steady traffic from 4 users
     When migration 0002 is applied and release "1.1.0-errors" is rolled out
-    Then the alarm for an error rate above 5% for 3 seconds fires within 60 seconds
+    Then the alarm for an error rate above 5% for 8 seconds fires within 60 seconds
     When the on-call engineer runs "kubectl rollout undo deployment/demo"
     Then all traffic is served by release "1.0.0" again within 60 seconds
     And "POST /api/orders" fails at most 1% of its requests for 3 seconds
@@ -34,7 +36,7 @@ Feature: Rolling back a release that migrated the database, under load
     And the service "demo" runs release "1.2.0" with 3 replicas
     And steady traffic from 4 users
     When migration 0004 is applied and release "1.3.0-errors" is rolled out
-    Then the alarm for an error rate above 5% for 3 seconds fires within 60 seconds
+    Then the alarm for an error rate above 5% for 8 seconds fires within 60 seconds
     When the on-call engineer runs "kubectl rollout undo deployment/demo"
     Then "POST /api/orders" fails more than 90% of its requests for 3 seconds
     And "GET /api/orders" fails at most 1% of its requests for 3 seconds

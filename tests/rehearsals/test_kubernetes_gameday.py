@@ -289,9 +289,14 @@ def _scenario_figures(scenario: dict) -> list[tuple[str, float, str]]:
     return [(m["name"], m["value"], m.get("detail") or "") for st in scenario["steps"] for m in st["measurements"]]
 
 
-def _acting_errors(scenario: dict, endpoint: str) -> float:
+def _errors(scenario: dict, endpoint: str, phase: str) -> float:
+    """The share of ``endpoint``'s requests that failed in one phase of the scenario's per-endpoint table."""
     [table] = [e["data"]["rows"] for e in scenario["events"] if e["kind"] == "endpoints"]
-    return next(r for r in table if r["endpoint"] == endpoint)["phases"]["acting"]["error_rate"]
+    return next(r for r in table if r["endpoint"] == endpoint)["phases"][phase]["error_rate"]
+
+
+def _figure(figures: list[tuple[str, float, str]], name: str) -> list[float]:
+    return [value for found, value, _ in figures if found == name]
 
 
 def test_a_release_that_migrated_the_database_is_rolled_back_under_load_and_the_order_matters(tmp_path):
@@ -301,21 +306,24 @@ def test_a_release_that_migrated_the_database_is_rolled_back_under_load_and_the_
     # expand only: the code went back alone, the migration stayed, and what 1.1.0 wrote is still there
     figures = _scenario_figures(expand)
     assert not any(name == "alembic downgrade act" for name, _, _ in figures)
-    assert ("POST /api/orders error rate over 3s", 0.0, "") in figures
+    [writes] = _figure(figures, "POST /api/orders error rate over 3s")
+    assert writes <= 1
     kept = next(value for name, value, _ in figures if name == "values of orders.discount_cents kept")
     assert kept > 0
     # one step: the previous release cannot write on the new schema until the migration goes back too
     figures = _scenario_figures(breaking)
-    writes = [value for name, value, _ in figures if name == "POST /api/orders error rate over 3s"]
-    assert writes == [100.0, 0.0]  # after the code rollback, then after the migration rollback
-    assert ("GET /api/orders error rate over 3s", 0.0, "") in figures  # the reads never failed
+    # after the code rollback (a pod of 1.3.0 still terminating may take a write), then after the migration's
+    after_code, after_migration = _figure(figures, "POST /api/orders error rate over 3s")
+    assert after_code > 90 and after_migration <= 1
+    [reads] = _figure(figures, "GET /api/orders error rate over 3s")
+    assert reads <= 1  # the reads kept working on the new schema
     [(_, lost, detail)] = [f for f in figures if f[0] == "values of orders.currency lost by the migration rollback"]
     written_during = int(detail.split()[0])
     assert lost >= 1000 and written_during > 0  # the backfilled seed rows and what 1.3.0 wrote
     [data] = [e["data"] for e in breaking["events"] if e["kind"] == "data"]
     assert data["dropped"]["orders.currency"]["written_during"] == written_during and data["rows_added"]["orders"] > 0
     # the migration reversed while 1.3.0 still ran: it lost its column, and the reads failed with it
-    assert _acting_errors(reversed_first, "GET /api/orders") > _acting_errors(breaking, "GET /api/orders") + 0.3
+    assert _errors(reversed_first, "GET /api/orders", "acting") > _errors(breaking, "GET /api/orders", "acting") + 0.3
     text = json.dumps(journal)
     assert "secretKeyRef" not in text and "DATABASE_URL=" not in text
 
@@ -332,4 +340,6 @@ def test_rolling_back_only_the_code_after_a_one_step_migration_fails_saying_what
     [scenario] = journal["scenarios"]
     assert code == 1 and scenario["status"] == "failed"
     assert "did not hold within 15s" in scenario["error"], scenario["error"]
-    assert _acting_errors(scenario, "POST /api/orders") > 0.9  # every write of 1.2.0 refused by the NOT NULL column
+    # once the undo was done, only 1.2.0 served: its writes refused by the NOT NULL column, its reads fine
+    assert _errors(scenario, "POST /api/orders", "after") > 0.9
+    assert _errors(scenario, "GET /api/orders", "after") < 0.1

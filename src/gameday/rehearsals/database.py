@@ -152,13 +152,8 @@ class ServiceDatabase:
             dropped = ", ".join(self.dropped) or "no column"
             raise RehearsalFailed(f"the migration rollback dropped {dropped}, not {column}")
         total, written = self.dropped[column]
-        if self.journal is not None:
-            self.journal.measure(f"values of {column} lost by the migration rollback", total, "values",
-                                 detail=f"{written} of them in rows written during the incident")
-        if written == 0:
-            raise RehearsalFailed(f"no row written during the incident held a value of {column}: the release "
-                                  "never wrote it, so its loss was not rehearsed")
-        return written
+        return self._counted(column, f"values of {column} lost by the migration rollback", total, written,
+                             f"{written} of them in rows written during the incident")
 
     def require_kept(self, column: str) -> int:
         """Rows written during the incident still hold their values of ``table.column`` (the migration stayed)."""
@@ -167,12 +162,16 @@ class ServiceDatabase:
         if table not in snapshot.tables or name not in snapshot.tables[table].columns:
             raise RehearsalFailed(f"column {column} is gone: the values written during the incident were lost")
         total, written = self._values(table, name)
+        return self._counted(column, f"values of {column} kept", written, written,
+                             f"in rows written during the incident ({total} in the table)")
+
+    def _counted(self, column: str, name: str, value: int, written: int, detail: str) -> int:
+        """The figure measured; none written during the incident means the release never wrote the column."""
         if self.journal is not None:
-            self.journal.measure(f"values of {column} kept", written, "values",
-                                 detail=f"in rows written during the incident ({total} in the table)")
+            self.journal.measure(name, value, "values", detail=detail)
         if written == 0:
-            raise RehearsalFailed(f"no row written during the incident holds a value of {column}: "
-                                  "the release never wrote it")
+            raise RehearsalFailed(f"no row written during the incident held a value of {column}: the release "
+                                  "never wrote it, so what became of it was not rehearsed")
         return written
 
     def account(self) -> None:
