@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import os
 import queue
+import random
 import shutil
 import signal
 import socket
@@ -205,8 +206,34 @@ def wait_until(
         time.sleep(interval)
 
 
+LISTEN_FLOOR = 20000  # ports handed to listeners are drawn from here up to the kernel's ephemeral range
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
+    """A TCP port free on ``host`` right now, for a listener that binds it later.
+
+    Drawn at random below the kernel's ephemeral range: a port the OS could give any
+    outgoing connection as its local port (the load's, a client's, a kubelet's) can be
+    taken between this check and the listener's bind, and the listener then fails to
+    start (seen: kube-scheduler exiting 1 at start while the suite ran).  Random, so that
+    two harnesses starting side by side rarely draw the same one.  The ephemeral range is
+    the fallback when nothing below it binds."""
+    top = _ephemeral_floor()
+    for _ in range(64 if top - LISTEN_FLOOR > 1000 else 0):
+        port = random.randrange(LISTEN_FLOOR, top)
+        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
