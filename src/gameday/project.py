@@ -291,6 +291,11 @@ class Service:
     source: str  # "gameday.yaml services.checkout-api", for messages
     database_env: str | None = None  # the variable the container reads its database URL from
 
+    def database_variable(self) -> str:
+        """The variable the container reads its database URL from, or a ConfigError naming the key to add."""
+        return str(self.need("the variable its database URL goes in", self.database_env,
+                             "database: {env: DATABASE_URL}"))
+
     def need(self, what: str, value: Any, key: str) -> Any:
         """``value``, or a ConfigError saying which project-file key to add."""
         if value is None:

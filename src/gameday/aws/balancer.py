@@ -110,14 +110,9 @@ class TaskBalancer(Provider):
     def _refresh_forever(self) -> None:
         while not self._stopping.wait(REFRESH_S):
             try:
-                targets = healthy_targets(self.ecs, self.cluster, self.service)
+                self.refresh()
             except Exception as exc:  # noqa: BLE001 - the API blinking keeps the last known targets
                 log.warning("could not read the targets of %s: %s", self.service, exc)
-                continue
-            loop = self._loop
-            if loop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._set_targets, targets)
 
     def _set_targets(self, targets: list[Address]) -> None:
         self.targets = targets

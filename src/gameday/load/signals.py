@@ -33,9 +33,11 @@ def errors_by_endpoint(records: Sequence[RequestRecord], edges: Sequence[tuple[s
                        end: float) -> list[dict[str, Any]]:
     """Per endpoint ("METHOD route") and per phase (``edges``: the name and start of each, in order,
     the last ending at ``end``): requests made and the share that failed."""
+    by_endpoint: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        by_endpoint.setdefault(f"{record.method} {record.path}", []).append(record)
     rows = []
-    for endpoint in sorted({f"{r.method} {r.path}" for r in records}):
-        mine = [r for r in records if f"{r.method} {r.path}" == endpoint]
+    for endpoint, mine in sorted(by_endpoint.items()):
         phases = {}
         for i, (name, start) in enumerate(edges):
             stop = edges[i + 1][1] if i + 1 < len(edges) else end

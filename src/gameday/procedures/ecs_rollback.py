@@ -263,13 +263,8 @@ class EcsRollbackRehearsal:
         if self.previous is None:
             raise RehearsalFailed("no previous task definition: deploy a release first")
         prev = self.previous.rsplit("/", 1)[-1]
-        self.journal.event("ecs.rollback", f"automatic: ecs update-service --cluster {self.spec.cluster} --service "
-                           f"{self.spec.name} --task-definition {prev}", fidelity=Fidelity.SIMULATED.value)
-        self._guard(ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["clusterArn"])
-        self.rollback_issued = time.time()
-        self._mark("acted", self.rollback_issued)
-        service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
-        self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=self.previous)
+        _, service = self._issue_rollback(self.previous, f"automatic: ecs update-service --cluster {self.spec.cluster} "
+                                                         f"--service {self.spec.name} --task-definition {prev}")
         self.rolled_back_to = RollbackState(deployment_id=service["deployments"][0].get("id", ""), prev_task=prev,
                                             prev_sha="", backup_file="", path=self.state_path)
         return self.rolled_back_to
@@ -346,18 +341,25 @@ class EcsRollbackRehearsal:
         state = read_rollback_state(self.state_path, self.ecs)
         self.journal.event("ecs.rollback_state", f"rollback state valid: PREV_TASK={state.prev_task}",
                            deployment_id=state.deployment_id, prev_sha=state.prev_sha)
-        self.journal.event("ecs.rollback", f"aws ecs update-service --cluster {self.spec.cluster} --service "
-                           f"{self.spec.name} --task-definition {state.prev_task} --force-new-deployment",
-                           fidelity=Fidelity.SIMULATED.value)
-        self._guard(ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)["clusterArn"])
-        self.rollback_issued, started = time.time(), time.monotonic()
-        self._mark("acted", self.rollback_issued)
-        self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=state.prev_task,
-                                forceNewDeployment=True)
-        self.journal.measure("ecs.rollback_update_service_accepted", time.monotonic() - started, "s",
+        accepted, _ = self._issue_rollback(state.prev_task, f"aws ecs update-service --cluster {self.spec.cluster} "
+                                           f"--service {self.spec.name} --task-definition {state.prev_task} "
+                                           "--force-new-deployment", forceNewDeployment=True)
+        self.journal.measure("ecs.rollback_update_service_accepted", accepted, "s",
                              fidelity=Fidelity.SIMULATED, detail="API acceptance only (moto)")
         self.rolled_back_to = state
         return state
+
+    def _issue_rollback(self, task_definition: str, command: str, **options: Any) -> tuple[float, dict[str, Any]]:
+        """The rollback's update-service, on a rehearsal target only, stamped as the act ("acted"); the API's
+        acceptance time and the service as it was just before."""
+        self.journal.event("ecs.rollback", command, fidelity=Fidelity.SIMULATED.value)
+        service = ecs_api.describe_service(self.ecs, self.spec.cluster, self.spec.name)
+        self._guard(service["clusterArn"])
+        self.rollback_issued, started = time.time(), time.monotonic()
+        self._mark("acted", self.rollback_issued)
+        self.ecs.update_service(cluster=self.spec.cluster, service=self.spec.name, taskDefinition=task_definition,
+                                **options)
+        return time.monotonic() - started, service
 
     def _people_roll_back(self) -> RollbackState:
         """A live game day: the people roll the service back however they choose (the aws CLI with the

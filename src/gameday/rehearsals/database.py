@@ -43,11 +43,10 @@ class Tables:
 
 
 class ServiceDatabase:
-    def __init__(self, service: Service, dsn: str, *, script_location: Path | str | None,
+    def __init__(self, service: Service, dsn: str, *, env: str, script_location: Path | str | None,
                  journal: Journal | None) -> None:
         self.service = service
-        self.env = service.need("the variable its database URL goes in", service.database_env,
-                                "database: {env: DATABASE_URL}")
+        self.env = env  # the variable the service's container reads the URL from
         self.migrations = MigrationRehearsal(dsn, script_location=script_location, journal=journal)
         self.journal = journal
         self.secret = f"{service.deployment}-gameday-database"
@@ -106,9 +105,9 @@ class ServiceDatabase:
             raise ConfigError(f"migration {revision} is not the one the release applied ({self.release_revision})",
                               fix=f"roll back migration {self.release_revision}")
         assert self.expected is not None and self.before is not None
-        diff = diff_schema(schema_snapshot(self.dsn), self.expected)
-        self.dropped = {f"{table}.{column}": self._values(table, column)
-                        for table, column, _ in diff.columns_dropped}
+        now = schema_snapshot(self.dsn)
+        self.dropped = {f"{table}.{column}": self._values(now, table, column)
+                        for table, column, _ in diff_schema(now, self.expected).columns_dropped}
         self.migrations.roll_back(revision, expected_schema=self.expected)
         self.migrations.require_verified()
 
@@ -130,12 +129,12 @@ class ServiceDatabase:
                     last[name] = int(highest or 0)
         return Tables(rows, last)
 
-    def _values(self, table: str, column: str) -> tuple[int, int]:
-        """Non-null values of ``table.column``: all, and in rows written since the release began."""
+    def _values(self, snapshot: SchemaSnapshot, table: str, column: str) -> tuple[int, int]:
+        """Non-null values of ``table.column`` (a table of ``snapshot``): all, and in rows written since the
+        release began."""
         if self.before is None:
             raise RehearsalFailed("no release migration ran in this scenario, so no row was written during one",
                                   fix="start the incident with 'migration REV is applied and release ... is rolled out'")
-        snapshot = schema_snapshot(self.dsn)
         key = snapshot.tables[table].primary_key
         since = self.before.last_key.get(table)
         newer = (sql.SQL("count({}) FILTER (WHERE {} > {})").format(sql.Identifier(column), sql.Identifier(key[0]),
@@ -161,7 +160,7 @@ class ServiceDatabase:
         snapshot = schema_snapshot(self.dsn)
         if table not in snapshot.tables or name not in snapshot.tables[table].columns:
             raise RehearsalFailed(f"column {column} is gone: the values written during the incident were lost")
-        total, written = self._values(table, name)
+        total, written = self._values(snapshot, table, name)
         return self._counted(column, f"values of {column} kept", written, written,
                              f"in rows written during the incident ({total} in the table)")
 

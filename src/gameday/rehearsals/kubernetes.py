@@ -371,7 +371,7 @@ class KubernetesRehearsal:
         """The service's pods get ``dsn`` (a scratch database gameday started), migrated to ``revision``
         of the project's alembic history and seeded; set before the service is deployed."""
         service = self.service(name)
-        service.need("the variable its database URL goes in", service.database_env, "database: {env: DATABASE_URL}")
+        env = service.database_variable()
         if service.name in self.deployed:
             raise ConfigError(f"service {service.name} is already deployed without its database",
                               fix="give it the database before 'the service ... runs release ...'")
@@ -380,7 +380,7 @@ class KubernetesRehearsal:
                               "embedded cluster", fix="run this scenario with GAMEDAY_CLUSTER=local")
         from gameday.rehearsals.database import ServiceDatabase  # psycopg: only for scenarios with a database
 
-        database = ServiceDatabase(service, dsn, script_location=self.project.migrations_location(),
+        database = ServiceDatabase(service, dsn, env=env, script_location=self.project.migrations_location(),
                                    journal=self.journal)
         database.prepare(revision, rows)
         self.databases[service.name] = database

@@ -32,7 +32,6 @@ from gameday.rehearsals import traffic
 from gameday.rehearsals.kubernetes import CANARY, STABLE, KubernetesRehearsal, baseline_ms
 
 # How long the signals must stay healthy before the service counts as recovered.
-RECOVERY_HOLD_S = traffic.RECOVERY_HOLD_S
 SHARE_WINDOW_S = 10.0
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
@@ -315,7 +314,7 @@ def wait_errors_recovered(r: KubernetesRehearsal, percent: float, timeout: float
     """Errors at most ``percent`` %, held a few seconds, whichever release serves (a kill switch, not a revert)."""
     r.ensure_done()
     load = r.require_load()
-    hold = RECOVERY_HOLD_S / r.timeline.scale
+    hold = traffic.RECOVERY_HOLD_S / r.timeline.scale
     rule = ErrorRateAtMost(threshold=percent / 100, for_seconds=hold, window_seconds=2)
     done = r.timeline.marks.get("done")
     try:

@@ -56,8 +56,7 @@ class Preflight:
             elif kind == "database-service":  # a service given a database: its pods must read its URL
                 service = self.project.service(value)
                 self.manifests(service)
-                service.need("the variable its database URL goes in", service.database_env,
-                             "database: {env: DATABASE_URL}")
+                service.database_variable()
             elif kind == "endpoint":
                 parse_endpoint(value)
         if service is None and "load" in kinds and len(self.project.services) == 1:
