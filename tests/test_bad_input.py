@@ -479,6 +479,16 @@ DATABASES = [
          needle="is not a pg_dump archive", files={"nightly.pgdump": b"hello, not a dump"}),
     case("backup-folder-without-toc", "db", "verify-backup", "--dsn", SOURCE, "--backup", "dump",
          needle="is a folder without toc.dat", files={"dump/notes.txt": "x"}),
+    case("backup-manifest-not-json", "db", "verify-backup", "--dsn", SOURCE, "--backup", "snap",
+         needle="snap/gameday-snapshot.json is not a snapshot manifest gameday can read",
+         files={"snap/gameday-snapshot.json": "{not json", "snap/dump.pgdump": b"PGDMP"}),
+    case("backup-manifest-without-dump", "db", "verify-backup", "--dsn", SOURCE, "--backup", "snap",
+         needle="can read (no 'dump')", files={"snap/gameday-snapshot.json": '{"release": "1.0.0"}'}),
+    case("backup-manifest-unknown-checksum", "db", "verify-backup", "--dsn", SOURCE, "--backup", "snap",
+         needle="unknown checksum algorithm 'sha9'", files={"snap/gameday-snapshot.json": (
+             '{"dump": "dump.pgdump", "release": "1.0.0", "format": "custom", "size_bytes": 5, "duration_s": 1,'
+             ' "taken_at": "2026-01-01T00:00:00+00:00", "source": "x", "state": {"taken_at": "2026-01-01T00:00:00+00:00",'
+             ' "algorithm": "sha9", "tables": {}}}')}),
     case("backup-globals-missing", "db", "verify-backup", "--dsn", SOURCE, "--globals", "roles.sql",
          needle="--globals roles.sql not found"),
     case("backup-globals-and-no-owner", "db", "verify-backup", "--dsn", SOURCE, "--globals", "roles.sql", "--no-owner",

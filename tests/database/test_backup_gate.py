@@ -16,6 +16,7 @@ from gameday.database.local import LocalPostgres, pg_bindir
 from gameday.database.rehearsal import BackupRehearsal
 from gameday.database.seed import seed_orders
 from gameday.database.snapshot import roles_in_script, sql_statements, take_snapshot
+from gameday.errors import RehearsalFailed
 from gameday.journal import Journal
 
 pytestmark = pytest.mark.postgres
@@ -317,3 +318,41 @@ def test_a_physical_backup_that_differs_from_the_source_is_caught(source, tmp_pa
     # either the copy cannot be read (said in one line) or what it holds differs from the source: never passed
     assert problems or "started but cannot be read" in error, "a backup whose table file was damaged passed"
     assert "Traceback" not in error
+
+
+def test_checksum_algorithms_see_a_changed_value_and_differ_from_each_other(tmp_path):
+    with LocalPostgres("sums") as db:
+        seed_orders(db.dsn, 500)
+        with psycopg.connect(db.dsn) as conn:
+            fast, legacy = capture(conn), capture(conn, algorithm="md5-60")
+        assert (fast.algorithm, legacy.algorithm) == ("hash64", "md5-60")
+        assert fast.tables["public.orders"].rows == legacy.tables["public.orders"].rows == 500
+        assert fast.tables["public.orders"].checksum != legacy.tables["public.orders"].checksum
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            conn.execute("UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = (SELECT min(id) FROM orders)")
+            after = {name: capture(conn, algorithm=name).tables["public.orders"] for name in ("hash64", "md5-60")}
+        assert after["hash64"].rows == 500 and after["hash64"].checksum != fast.tables["public.orders"].checksum
+        assert after["md5-60"].checksum != legacy.tables["public.orders"].checksum
+
+
+def test_a_snapshot_names_its_checksum_algorithm_and_one_from_before_it_still_verifies(source, tmp_path):
+    snapshot = take_snapshot(Dsn.parse(source.dsn, use_env=False), tmp_path, release="1.0.0")
+    manifest = json.loads(snapshot.manifest_path.read_text())
+    assert manifest["state"]["algorithm"] == "hash64"
+    # A manifest written before the algorithm was named: md5-60 checksums, no name.
+    with psycopg.connect(source.dsn) as conn:
+        legacy = capture(conn, algorithm="md5-60").to_dict()
+    del legacy["algorithm"]
+    snapshot.manifest_path.write_text(json.dumps({**manifest, "state": legacy}))
+    with BackupRehearsal(Dsn.parse(source.dsn, use_env=False), snapshot_dir=tmp_path) as rehearsal:
+        rehearsal.use_backup(snapshot.path.parent)
+        rehearsal.restore()
+        rehearsal.require_matches_snapshot()
+        assert rehearsal.verification.restored.algorithm == "md5-60"
+    # The name is what the copy is checked with: hash64 sums read as md5-60 no longer match.
+    snapshot.manifest_path.write_text(json.dumps({**manifest, "state": {**manifest["state"], "algorithm": "md5-60"}}))
+    with BackupRehearsal(Dsn.parse(source.dsn, use_env=False), snapshot_dir=tmp_path) as rehearsal:
+        rehearsal.use_backup(snapshot.path.parent)
+        rehearsal.restore()
+        with pytest.raises(RehearsalFailed, match="checksum differs"):
+            rehearsal.require_matches_snapshot()

@@ -87,20 +87,26 @@ class Snapshot:
         path = Path(path)
         manifest = path / MANIFEST if path.is_dir() else path.parent / MANIFEST
         if path.is_dir() and manifest.exists():
-            data = json.loads(manifest.read_text())
-            return cls(
-                path=path / data["dump"],
-                release=data["release"],
-                format=data["format"],
-                size_bytes=data["size_bytes"],
-                duration_s=data["duration_s"],
-                taken_at=data["taken_at"],
-                source=data["source"],
-                state=DatabaseState.from_dict(data["state"]) if data.get("state") else None,
-                globals=path / data["globals"] if data.get("globals") else None,
-                roles_note=data.get("roles_not_captured"),
-                roles_needed=data.get("roles_needed"),
-            )
+            try:
+                data = json.loads(manifest.read_text())
+                return cls(
+                    path=path / data["dump"],
+                    release=data["release"],
+                    format=data["format"],
+                    size_bytes=data["size_bytes"],
+                    duration_s=data["duration_s"],
+                    taken_at=data["taken_at"],
+                    source=data["source"],
+                    state=DatabaseState.from_dict(data["state"]) if data.get("state") else None,
+                    globals=path / data["globals"] if data.get("globals") else None,
+                    roles_note=data.get("roles_not_captured"),
+                    roles_needed=data.get("roles_needed"),
+                )
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                what = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+                raise ConfigError(f"{manifest} is not a snapshot manifest gameday can read ({what})",
+                                  fix=f"restore it from the snapshot's copy, or pass the dump inside {path} "
+                                      "(verified against the source's rows now)") from None
         if not path.exists():
             raise ConfigError(f"backup {path} not found", fix="pass a pg_dump archive (custom or directory format)")
         if path.is_dir() and (path / "PG_VERSION").is_file():  # a base backup (pg_basebackup -Fp): physical

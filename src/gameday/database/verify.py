@@ -58,7 +58,7 @@ def verify_restored(
     """
     result = Verification()
     with psycopg.connect(restored.conninfo(), connect_timeout=10) as conn:
-        state = checksums.capture(conn)
+        state = checksums.capture(conn, algorithm=source_state.algorithm if source_state is not None else None)
         result.restored = state
         if source_state is not None:
             _compare_tables(result, source_state, state)
