@@ -7,7 +7,11 @@
 For each feature: its scenarios, the sum of their durations (setup, the incident, the checks,
 teardown), and the longest; then the run's wall time from the command's start to its exit,
 the share of it that no scenario accounts for (the environment starting and stopping, reports)
-and the figure against the 60 s goal of the shipped game day, all from one run.  With
+and the figure against the 60 s goal of the shipped game day, all from one run.  Then where the
+scenarios' time goes: the steps that took most of it (step texts with their quoted values and
+numbers generalised, so one line covers a step in every scenario that uses it) and the time
+inside scenarios but outside any step (fixtures: the service deployed, its traffic started and
+stopped, the environment's per-scenario setup and teardown).  With
 --journal the wall time is the journal's own start-to-end (the command's start-up is not in it).
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -44,7 +49,36 @@ def report(journal: dict, wall: float, label: str) -> float:
     print(f"{'all scenarios':58} {len(journal['scenarios']):9d} {total:8.1f}")
     print(f"wall time {wall:.1f} s; scenarios {total:.1f} s; outside any scenario {wall - total:.1f} s "
           f"({(wall - total) / wall:.0%} of the wall time)")
+    breakdown(journal, total)
     return wall
+
+
+def step_kind(step: dict) -> str:
+    """``When release "1.1.0" is rolled out`` and ``... "1.3.0" ...`` are one kind of step."""
+    text = re.sub(r'"[^"]*"', '"…"', step["name"])
+    text = re.sub(r"(?<![\w.])\d+(\.\d+)?(?![\w.])", "N", text)
+    return f"{step.get('keyword', '').strip()} {text}".strip()
+
+
+def breakdown(journal: dict, total: float, top: int = 15) -> None:
+    kinds: dict[str, list[float]] = defaultdict(list)
+    outside = 0.0
+    for scenario in journal["scenarios"]:
+        in_steps = 0.0
+        for step in scenario.get("steps", []):
+            kinds[step_kind(step)].append(step.get("duration_s") or 0.0)
+            in_steps += step.get("duration_s") or 0.0
+        outside += (scenario["duration_s"] or 0.0) - in_steps
+    if not total:
+        return
+    print(f"\nwhere the scenarios' {total:.1f} s go (the {top} longest kinds of step):")
+    print(f"{'step':78} {'times':>5} {'sum s':>7} {'share':>6} {'median s':>9}")
+    for kind, durations in sorted(kinds.items(), key=lambda kv: -sum(kv[1]))[:top]:
+        ordered = sorted(durations)
+        print(f"{kind[:78]:78} {len(durations):5d} {sum(durations):7.1f} {sum(durations) / total:6.0%} "
+              f"{ordered[len(ordered) // 2]:9.2f}")
+    print(f"{'inside scenarios, outside any step (fixtures: setup and teardown)':78} {'':5} {outside:7.1f} "
+          f"{outside / total:6.0%}")
 
 
 def main() -> int:
