@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,17 +67,17 @@ def breakdown(journal: dict, total: float, top: int = 15) -> None:
     for scenario in journal["scenarios"]:
         in_steps = 0.0
         for step in scenario.get("steps", []):
-            kinds[step_kind(step)].append(step.get("duration_s") or 0.0)
-            in_steps += step.get("duration_s") or 0.0
+            took = step.get("duration_s") or 0.0
+            kinds[step_kind(step)].append(took)
+            in_steps += took
         outside += (scenario["duration_s"] or 0.0) - in_steps
     if not total:
         return
     print(f"\nwhere the scenarios' {total:.1f} s go (the {top} longest kinds of step):")
     print(f"{'step':78} {'times':>5} {'sum s':>7} {'share':>6} {'median s':>9}")
     for kind, durations in sorted(kinds.items(), key=lambda kv: -sum(kv[1]))[:top]:
-        ordered = sorted(durations)
         print(f"{kind[:78]:78} {len(durations):5d} {sum(durations):7.1f} {sum(durations) / total:6.0%} "
-              f"{ordered[len(ordered) // 2]:9.2f}")
+              f"{statistics.median_high(durations):9.2f}")
     print(f"{'inside scenarios, outside any step (fixtures: setup and teardown)':78} {'':5} {outside:7.1f} "
           f"{outside / total:6.0%}")
 

@@ -66,13 +66,18 @@ class DatabaseState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatabaseState:
         """A state as to_dict wrote it; ValueError/KeyError/TypeError for anything else."""
-        if data.get("algorithm", LEGACY) not in _ROW_HASH:
-            raise ValueError(f"unknown checksum algorithm {data['algorithm']!r} (known: {', '.join(_ROW_HASH)})")
         return cls(
             tables={k: TableState(**v) for k, v in data["tables"].items()},
             taken_at=data["taken_at"],
-            algorithm=data.get("algorithm", LEGACY),
+            algorithm=known(data.get("algorithm", LEGACY)),
         )
+
+
+def known(algorithm: str) -> str:
+    """``algorithm``, or ValueError if it is not one of the checksum algorithms."""
+    if algorithm not in _ROW_HASH:
+        raise ValueError(f"unknown checksum algorithm {algorithm!r} (known: {', '.join(_ROW_HASH)})")
+    return algorithm
 
 
 def pin_session(conn: psycopg.Connection[Any]) -> None:
@@ -91,7 +96,7 @@ def algorithm_for(conn: psycopg.Connection[Any]) -> str:
     return "hash64" if conn.info.server_version >= 110000 else LEGACY
 
 
-def table_state(conn: psycopg.Connection[Any], table: str, algorithm: str = "hash64") -> TableState:
+def table_state(conn: psycopg.Connection[Any], table: str, algorithm: str) -> TableState:
     schema, name = table.split(".", 1)
     query = sql.SQL("SELECT count(*), coalesce(sum(" + _ROW_HASH[algorithm] + "), 0)::text FROM {} AS t").format(
         sql.Identifier(schema, name))
@@ -103,10 +108,8 @@ def capture(conn: psycopg.Connection[Any], tables: list[str] | None = None, *,
             algorithm: str | None = None) -> DatabaseState:
     """Counts and checksums of every user table (or ``tables``) as this transaction sees them;
     ``algorithm``: the one a state to compare with names (default: the server's best)."""
-    if algorithm is not None and algorithm not in _ROW_HASH:
-        raise ValueError(f"unknown checksum algorithm {algorithm!r}")
     pin_session(conn)
-    state = DatabaseState(algorithm=algorithm or algorithm_for(conn))
+    state = DatabaseState(algorithm=known(algorithm) if algorithm is not None else algorithm_for(conn))
     for table in tables if tables is not None else user_tables(conn):
         state.tables[table] = table_state(conn, table, state.algorithm)
     return state
