@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from gameday.errors import ConfigError
 from gameday.load.records import RequestRecord
 from gameday.load.triggers import ErrorRateAbove, HealthChecksFailingAbove, LatencyAbove
-from gameday.rehearsals.automatic import action_from_text, rules_from_table
+from gameday.rehearsals.automatic import Action, AutomaticRollback, Rule, action_from_text, rules_from_table
+from gameday.timeline import RollbackTimeline
 
 HEADER = ["rule", "threshold", "for"]
 
@@ -68,3 +73,49 @@ def test_the_health_check_rule_holds_on_the_share_of_failing_checks_for_its_dura
     assert rule.evaluate(records, 123.0)
     assert rule.moment(records, 100, 123.0) == 122.0  # the first failing check of the stretch + 2 s
     assert rule.observe(records, 123.0) == "66.7% of health checks failing (6 checks in the last 1s)"
+
+
+class MarginalErrors:
+    """A service that fails exactly 1 request in 10 from ``breaks_at`` on (40 requests/s), the
+    canary's share of a half-failing release: twice a 5 % threshold, so a window must be more
+    than half in the bad stretch before the rule holds on it."""
+
+    def __init__(self, breaks_at: float) -> None:
+        self.breaks_at = breaks_at
+        self.start = breaks_at - 3
+
+    def records(self, since: float | None = None) -> list[RequestRecord]:
+        now, out = time.time(), []
+        for i in range(int((now - self.start) * 40)):
+            at = self.start + i / 40
+            bad = at >= self.breaks_at and round((at - self.breaks_at) * 40) % 10 == 0
+            if since is None or at >= since:
+                out.append(RequestRecord(ts=at, method="GET", path="/", status=503 if bad else 200, latency_ms=0))
+        return out
+
+
+def test_an_automatic_rollback_is_detected_when_its_rule_held_so_decide_is_its_own_delay():
+    """With a marginal error rate the rule holds well after the bad stretch began plus its
+    duration (its windows fill first).  Detected is the first instant the rule held, placed
+    between two evaluations, so decide is the evaluation interval and the action, not the
+    windows' filling (that is detection)."""
+    rule = Rule("error rate above 5 % for 1 s", ErrorRateAbove(threshold=0.05, for_seconds=1, window_seconds=2))
+    acted: list[float] = []
+    automatic = AutomaticRollback([rule], Action("noting the moment", run=lambda r: acted.append(time.time())))
+    service = MarginalErrors(breaks_at=time.time() + 0.5)
+    events: list[dict[str, Any]] = []
+    r = SimpleNamespace(live=None, timeline=RollbackTimeline(), watched={}, require_load=lambda: service,
+                        _event=lambda kind, message, **data: events.append(data))
+    r.timeline.mark("t0", service.start)
+    assert automatic.fire_within(r, timeout=20) is rule
+    [event] = events
+    detected = r.timeline.marks["detected"]
+    records = service.records()
+    assert not rule.trigger.evaluate(records, detected - 0.02)
+    assert rule.trigger.evaluate(records, detected)
+    # the bad stretch + 1 s is when an ideal alarm holds; the rule's 2 s window is still mostly healthy then
+    began = rule.trigger.moment(records, service.start, detected)
+    assert began == pytest.approx(service.breaks_at + 1, abs=0.03)
+    assert detected - began > 0.8
+    assert event["held_at"] == pytest.approx(detected, abs=0.001)
+    assert 0 <= acted[0] - detected <= automatic.interval + 0.2

@@ -40,6 +40,7 @@ from gameday.load.records import RequestRecord
 from gameday.load.signals import error_rate, latency, version_share, window
 
 MAX_CHECKS = 41  # checkpoints across for_seconds: bounds the cost of one evaluation
+FIRST_HELD_RESOLUTION_S = 0.01  # how finely first_held() places the moment between two evaluations
 
 
 class RecordSource(Protocol):
@@ -81,6 +82,20 @@ class Trigger:
         latency), so neither the poll cadence nor the window's dilution by older requests adds
         to the figure."""
         return held
+
+    def first_held(self, records: Sequence[RequestRecord], after: float, until: float,
+                   resolution: float = FIRST_HELD_RESOLUTION_S) -> float:
+        """The first instant in (``after``, ``until``] at which the rule holds on ``records``, to
+        ``resolution``: when an evaluation that found it holding at ``until`` could first have
+        found it so (``after``: the last evaluation that found it not holding).  Unlike
+        :meth:`moment`, this is the rule as evaluated, its windows' dilution included: a rule that
+        acts on its own evaluation (an automatic rollback) holds here, not before."""
+        steps = max(1, math.ceil((until - after) / resolution))
+        for i in range(1, steps):
+            at = after + (until - after) * i / steps
+            if self.evaluate(records, at):
+                return at
+        return until
 
     def wait(
         self,

@@ -4,9 +4,11 @@ What Argo Rollouts' analysis or Flagger do for a team, rehearsed on its own serv
 ``EVALUATION_INTERVAL_S`` the rules are evaluated on the service's own traffic, and the first
 that holds makes gameday take the declared action (undo the rollout, switch the Service back
 to a track, drain the canary, turn a feature flag off) exactly as the on-call would.
-"detected" is when the rule's condition really held (from the requests themselves), "acted"
-when the action was issued, so decide is the automation's own delay: its evaluation interval,
-the evaluation and the API call, reported as such.
+"detected" is the first instant the rule held, as the rule itself is evaluated (its windows
+included), placed between two evaluations from the requests themselves to 10 ms; "acted" is
+when the action was issued.  So decide is the automation's own delay: its evaluation interval,
+the evaluation and the API call, reported as such.  The time the rule's windows take to fill
+with a marginal error rate is detection, as an alert's evaluation window is.
 
 Rules are a table, one per row, in the words runbooks use::
 
@@ -170,13 +172,14 @@ class AutomaticRollback:
         for rule, trigger in rules:
             r.watched.setdefault(f"automatic: {rule.text}", trigger)
         deadline = time.monotonic() + timeout
+        checked = t0  # the last evaluation at which no rule held
         while True:
             raise_if_a_part_died("the automatic rollback's rules")
             now = time.time()
             for rule, trigger in rules:
                 records = sources[trigger.source](t0)
                 if trigger.evaluate(records, now):
-                    held = trigger.moment(sources[trigger.source](t0 - 1), t0, now)
+                    held = trigger.first_held(records, max(checked, t0), now)
                     r.timeline.mark("detected", held)
                     r.timeline.decided_by = (f"the automatic rollback's own delay: rules evaluated every "
                                              f"{self.interval:g} s, then {self.action.text}")
@@ -190,4 +193,5 @@ class AutomaticRollback:
                                  for rule, trigger in rules)
                 raise RehearsalFailed(f"no rule of the automatic rollback held within {timeout:g}s ({last}), "
                                       "so nothing rolled back")
+            checked = now
             time.sleep(self.interval)
