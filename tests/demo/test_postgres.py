@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from gameday.demo.process import DemoProcess
+from gameday.lifecycle import wait_until
 
 try:
     from gameday.database.local import LocalPostgres
@@ -49,11 +50,18 @@ def test_missing_table_is_unready_without_create_schema() -> None:
     assert listed.status == 500
 
 
+def start_up_checked(demo: DemoProcess) -> bool:
+    """The demo has said, once at start, whether it is ready (its check runs beside the server)."""
+    return any(line.startswith("WARNING not ready") or line.endswith(" ready") for line in demo.logs().splitlines())
+
+
 def test_needs_column_follows_the_migration_both_ways(dsn: str) -> None:
     fault = "needs-column=orders.discount_cents"
     with DemoProcess(version="1.0.0", database_url=dsn, env={"DEMO_CREATE_SCHEMA": "1"}):
         pass  # the base schema, as the first migration leaves it
     with DemoProcess(version="2.0.0-needs-column", fault=fault, database_url=dsn) as demo:
+        # its start-up check runs beside the server: let it see the schema before the migration
+        wait_until(lambda: start_up_checked(demo), timeout=30, what="the demo's start-up check")
         before_ready = demo.request("GET", "/ready")
         before_post = demo.request("POST", "/api/orders", {"customer": "a", "amount_cents": 1, "discount_cents": 5})
         with psycopg.connect(dsn, autocommit=True) as conn:  # the migration the release needs
