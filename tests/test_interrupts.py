@@ -294,3 +294,43 @@ def test_an_interrupt_inside_an_import_is_an_interrupt_not_bad_input(tmp_path: P
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 128 + signum, done.stderr
     assert f"interrupted by {signum.name}" in done.stderr and "does not import" not in done.stderr, done.stderr
+
+
+SWALLOWING_STEPS = """\
+import os
+import signal
+import time
+
+from pytest_bdd import given
+
+
+@given("a wait that a signal's cleanup cuts short")
+def cut_short():
+    # what a wait sees when the signal's cleanup stopped the server under it and the interrupt
+    # itself did not reach pytest (caught on the way, as library code may do)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        pass
+    raise AssertionError("server not started")
+"""
+
+
+def test_a_step_failing_after_the_signal_reached_the_run_is_interrupted_not_an_error(tmp_path: Path):
+    """Whatever a step raises once SIGINT/SIGTERM reached the run is the interrupt's doing: the run
+    exits 143, the step and the run read INTERRUPTED, and no later scenario starts."""
+    (tmp_path / "cut_steps.py").write_text(SWALLOWING_STEPS)
+    (tmp_path / "cut.feature").write_text(
+        "Feature: cut short\n  Scenario: first\n    Given a wait that a signal's cleanup cuts short\n\n"
+        "  Scenario: second\n    Given a wait that a signal's cleanup cuts short\n")
+    done = subprocess.run([sys.executable, "-m", "gameday.cli", "run", "cut.feature", "--steps",
+                           str(tmp_path / "cut_steps.py"), "--reports", str(tmp_path / "r"), "--run-id", "r"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    journal = json.loads((tmp_path / "r" / "r" / "journal.json").read_text())
+    assert done.returncode == 143, done.stdout + done.stderr
+    assert journal["status"] == "interrupted" and journal["interrupted_by"] == "SIGTERM", journal["status"]
+    [scenario] = journal["scenarios"]  # the second never started
+    [step] = scenario["steps"]
+    assert scenario["status"] == step["status"] == "interrupted"
+    assert step["error"] == "interrupted by SIGTERM (the step then raised AssertionError: server not started)"

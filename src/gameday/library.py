@@ -116,6 +116,15 @@ def pytest_bdd_step_error(request: pytest.FixtureRequest, feature: Any, scenario
     open_step = journal.open_step
     if open_step is None:
         return
+    signum = lifecycle.received_signal()
+    if signum is not None:
+        # the step failed after a SIGINT/SIGTERM reached the run: whatever it raised is what the signal's
+        # cleanup cut short (a server stopped under a wait), so the run ends here, interrupted
+        said = lifecycle.signal_name(signum)
+        open_step.finish(Status.INTERRUPTED, f"interrupted by {said} (the step then raised {_one_line(exception)})")
+        journal.interrupt(said, request.node.nodeid)
+        request.session.shouldstop = f"interrupted by {said}"
+        return
     died = lifecycle.dead_parts()
     if died:
         # the harness could not do its job: an ERROR naming the part, never the rollback's failure
@@ -198,6 +207,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and not any(
         e.kind == "run-stopped" for e in journal.loose.events)
     status = Status.INTERRUPTED if interrupted else None
+    signum = lifecycle.received_signal()
+    if signum is not None and journal.interrupted_by is None:  # the exit code is the signal's: so is the journal
+        journal.interrupt(lifecycle.signal_name(signum))
     for scenario in journal.scenarios:
         if scenario.end is None:
             scenario.finish(Status.INTERRUPTED, "run interrupted")
