@@ -334,3 +334,60 @@ def test_a_step_failing_after_the_signal_reached_the_run_is_interrupted_not_an_e
     [step] = scenario["steps"]
     assert scenario["status"] == step["status"] == "interrupted"
     assert step["error"] == "interrupted by SIGTERM (the step then raised AssertionError: server not started)"
+
+
+FINALIZER_STEPS = """\
+import os
+import signal
+import time
+from pathlib import Path
+
+from pytest_bdd import given
+
+
+class Connection:
+    def __del__(self):
+        # the signal lands while the main thread runs a finalizer (a socket, a subprocess, a
+        # database connection being collected): Python drops whatever the handler raises there
+        os.kill(os.getpid(), signal.SIGTERM)
+        spin = 0
+        for i in range(100_000):
+            spin += i
+
+
+@given("a connection is collected when the signal comes, then the step works on")
+def collected():
+    Connection()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
+"""
+
+
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path: Path):
+    """Python drops what a finalizer raises, so a signal handled inside one would let the step go
+    on with its parts already cleaned up; the interrupt is delivered again outside it and the run
+    stops at once, interrupted, with nothing after the finalizer run."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (tmp_path / "final_steps.py").write_text(FINALIZER_STEPS)
+    (tmp_path / "final.feature").write_text(
+        "Feature: a finalizer\n  Scenario: first\n"
+        "    Given a connection is collected when the signal comes, then the step works on\n\n"
+        "  Scenario: second\n"
+        "    Given a connection is collected when the signal comes, then the step works on\n")
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "gameday.cli", "run", "final.feature", "--steps",
+                           str(tmp_path / "final_steps.py"), "--reports", str(tmp_path / "r"), "--run-id", "r"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "GAMEDAY_TEST_MARKS": str(marks)})
+    took = time.monotonic() - began
+    journal = json.loads((tmp_path / "r" / "r" / "journal.json").read_text())
+    assert done.returncode == 143, done.stdout + done.stderr
+    assert not (marks / "went-on").exists(), f"the step went on after the signal ({took:.1f} s)"
+    assert "Exception ignored" not in done.stderr, done.stderr
+    assert journal["status"] == "interrupted" and journal["interrupted_by"] == "SIGTERM", journal["status"]
+    [scenario] = journal["scenarios"]  # the second never started
+    [step] = scenario["steps"]
+    assert scenario["status"] == step["status"] == "interrupted", step

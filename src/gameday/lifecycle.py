@@ -8,8 +8,10 @@ dir a provider makes is registered here so it is removed on success, failure, Ct
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextlib
+import functools
 import os
 import queue
 import random
@@ -17,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -112,7 +115,14 @@ def run_in_progress() -> Iterator[None]:
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    global _interrupted_by
+    global _interrupted_by, _dropped, _redelivering
+    with _redelivery_lock:
+        redelivered, _redelivering = _redelivering, False
+        if redelivered and _dropped is None:
+            return  # an interrupt delivered again that has been raised since: nothing is left to do
+        if _dropped is not None and _inside(frame, _redeliver_dropped_interrupt.__code__):
+            return  # raised in the hook it would be dropped again: the next delivery comes after it
+        _dropped = None
     if _interrupted_by is None:
         _interrupted_by = signum
     run_cleanups()
@@ -138,7 +148,70 @@ def install_signal_handlers() -> None:
         return
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    catch_dropped_interrupts()
     _installed = True
+
+
+def catch_dropped_interrupts() -> None:
+    """Put gameday's catch in front of ``sys.unraisablehook`` (once; again after whoever replaced it,
+    as pytest does at configure), so no interrupt is lost in a finalizer.
+
+    A signal handled while the main thread runs a finalizer (an object's ``__del__``, a weakref
+    callback: a socket, a subprocess or a database connection being collected) raises there, and
+    Python drops what a finalizer raises: it hands it to this hook and the code that was running goes
+    on, with the cleanups already run under it.  Such an interrupt is delivered again, and the
+    handler raises it at the main thread's next instruction, outside the finalizer.
+    """
+    current = sys.unraisablehook
+    if isinstance(current, functools.partial) and current.func is _redeliver_dropped_interrupt:
+        return
+    sys.unraisablehook = functools.partial(_redeliver_dropped_interrupt, current)
+
+
+_dropped: int | None = None  # an interrupt a finalizer dropped, not raised again yet
+_redelivering = False  # a delivery of it is on its way to the handler
+_redelivery_lock = threading.RLock()  # re-entrant: the handler can run on the main thread inside the hook
+_redeliverer: threading.Thread | None = None
+REDELIVERY_INTERVAL = 0.05  # seconds between deliveries of a dropped interrupt
+REDELIVERY_BOUND = 10.0  # seconds: a process that keeps dropping it is left to the exit code
+
+
+def _redeliver_dropped_interrupt(previous: Callable[[Any], object], unraisable: Any) -> None:
+    global _dropped, _redeliverer
+    exc = unraisable.exc_value
+    signum = exc.signum if isinstance(exc, Interrupted) else None
+    if isinstance(exc, SystemExit) and _interrupted_by is not None and exc.code == 128 + _interrupted_by:
+        signum = _interrupted_by  # the handler's exit outside a run
+    if signum is None or threading.current_thread() is not threading.main_thread():
+        previous(unraisable)
+        return
+    with _redelivery_lock:
+        _dropped = signum
+        if _redeliverer is None or not _redeliverer.is_alive():
+            _redeliverer = threading.Thread(target=_redeliver, name="gameday-redeliver", daemon=True)
+            _redeliverer.start()
+
+
+def _redeliver() -> None:
+    """Deliver the dropped interrupt again until the handler has raised it outside a finalizer (a
+    delivery that lands in another one is dropped and comes back here), within a bound."""
+    global _redelivering
+    deadline = time.monotonic() + REDELIVERY_BOUND
+    while time.monotonic() < deadline:
+        with _redelivery_lock:
+            if _dropped is None:
+                return
+            _redelivering = True
+            _thread.interrupt_main(signal.Signals(_dropped))
+        time.sleep(REDELIVERY_INTERVAL)
+
+
+def _inside(frame: Any, code: Any) -> bool:
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 atexit.register(run_cleanups)

@@ -59,6 +59,11 @@ class _Interrupts:
         self._run = contextlib.ExitStack()
         self._run.enter_context(lifecycle.run_in_progress())  # SIGTERM ends the session, as SIGINT does
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from gameday import lifecycle
+
+        lifecycle.catch_dropped_interrupts()  # in front of the hook pytest put in at configure
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._run.close()
 

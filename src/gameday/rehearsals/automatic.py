@@ -179,7 +179,7 @@ class AutomaticRollback:
             for rule, trigger in rules:
                 records = sources[trigger.source](t0)
                 if trigger.evaluate(records, now):
-                    held = trigger.first_held(records, max(checked, t0), now)
+                    held = trigger.first_held(records, checked, now)
                     r.timeline.mark("detected", held)
                     r.timeline.decided_by = (f"the automatic rollback's own delay: rules evaluated every "
                                              f"{self.interval:g} s, then {self.action.text}")
