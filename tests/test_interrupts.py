@@ -362,21 +362,30 @@ def collected():
     while time.monotonic() < deadline:
         time.sleep(0.05)
     Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
+
+
+@given("a connection is collected when the signal comes, then the step blocks in one long wait")
+def blocked():
+    Connection()
+    time.sleep(60)
+    Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
 """
 
 
-def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path: Path):
+@pytest.mark.parametrize("then", ["the step works on", "the step blocks in one long wait"])
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path: Path, then: str):
     """Python drops what a finalizer raises, so a signal handled inside one would let the step go
     on with its parts already cleaned up; the interrupt is delivered again outside it and the run
-    stops at once, interrupted, with nothing after the finalizer run."""
+    stops at once, interrupted, with nothing after the finalizer run — also when the step has gone
+    into one long blocking wait (a 60 s sleep) that only a real signal wakes."""
     marks = tmp_path / "marks"
     marks.mkdir()
     (tmp_path / "final_steps.py").write_text(FINALIZER_STEPS)
     (tmp_path / "final.feature").write_text(
         "Feature: a finalizer\n  Scenario: first\n"
-        "    Given a connection is collected when the signal comes, then the step works on\n\n"
+        f"    Given a connection is collected when the signal comes, then {then}\n\n"
         "  Scenario: second\n"
-        "    Given a connection is collected when the signal comes, then the step works on\n")
+        f"    Given a connection is collected when the signal comes, then {then}\n")
     began = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "gameday.cli", "run", "final.feature", "--steps",
                            str(tmp_path / "final_steps.py"), "--reports", str(tmp_path / "r"), "--run-id", "r"],
@@ -391,3 +400,4 @@ def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path: Pa
     [scenario] = journal["scenarios"]  # the second never started
     [step] = scenario["steps"]
     assert scenario["status"] == step["status"] == "interrupted", step
+    assert took < 30, f"the run stopped {took:.1f} s after it began: the interrupt waited for the step's wait"

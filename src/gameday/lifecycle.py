@@ -8,7 +8,6 @@ dir a provider makes is registered here so it is removed on success, failure, Ct
 
 from __future__ import annotations
 
-import _thread
 import atexit
 import contextlib
 import functools
@@ -202,7 +201,9 @@ def _redeliver() -> None:
             if _dropped is None:
                 return
             _redelivering = True
-            _thread.interrupt_main(signal.Signals(_dropped))
+            # a real signal to the main thread, not interrupt_main(): one blocked in a long
+            # wait (a sleep, a lock, a child's exit) is woken by it and the handler runs at once
+            signal.pthread_kill(threading.main_thread().ident or 0, _dropped)
         time.sleep(REDELIVERY_INTERVAL)
 
 
