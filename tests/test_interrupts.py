@@ -364,6 +364,30 @@ def collected():
     Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
 
 
+class Pool:
+    def __del__(self):
+        # collected with the connection, right after its finalizer and with no line of the step
+        # in between: the interrupt's next delivery lands in here and is dropped a second time
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                pass
+        except BaseException:
+            Path(os.environ["GAMEDAY_TEST_MARKS"], "second-finalizer").write_text("delivered again in here")
+            raise
+
+
+@given("a connection is collected when the signal comes, then its pool's finalizer runs")
+def pooled():
+    connection = Connection()
+    connection.pool = Pool()
+    del connection
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
+
+
 @given("a connection is collected when the signal comes, then the step blocks in one long wait")
 def blocked():
     Connection()
@@ -372,12 +396,14 @@ def blocked():
 """
 
 
-@pytest.mark.parametrize("then", ["the step works on", "the step blocks in one long wait"])
+@pytest.mark.parametrize("then", ["the step works on", "the step blocks in one long wait",
+                                  "its pool's finalizer runs"])
 def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path: Path, then: str):
     """Python drops what a finalizer raises, so a signal handled inside one would let the step go
     on with its parts already cleaned up; the interrupt is delivered again outside it and the run
     stops at once, interrupted, with nothing after the finalizer run — also when the step has gone
-    into one long blocking wait (a 60 s sleep) that only a real signal wakes."""
+    into one long blocking wait (a 60 s sleep) that only a real signal wakes, and when the delivery
+    again lands in a second finalizer (it is dropped again, and delivered once more)."""
     marks = tmp_path / "marks"
     marks.mkdir()
     (tmp_path / "final_steps.py").write_text(FINALIZER_STEPS)
@@ -401,3 +427,5 @@ def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path: Pa
     [step] = scenario["steps"]
     assert scenario["status"] == step["status"] == "interrupted", step
     assert took < 30, f"the run stopped {took:.1f} s after it began: the interrupt waited for the step's wait"
+    if then == "its pool's finalizer runs":
+        assert (marks / "second-finalizer").exists(), "the delivery did not land in the pool's finalizer"
