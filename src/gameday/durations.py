@@ -18,6 +18,13 @@ UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
 # for parse-style step patterns: {timeout:Duration}
 PATTERN = r"\d+(?:\.\d+)?\s*(?:seconds|second|secs|sec|s|minutes|minute|mins|min|m)"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+# a runbook's prose also says "within 500 ms" and "within 2 hours"
+PROSE_UNITS = {**UNITS, "ms": 0.001, "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0}
+PROSE = r"(\d+(?:\.\d+)?)\s*\+?\s*(" + "|".join(sorted(PROSE_UNITS, key=len, reverse=True)) + r")\b"
+# a command's own flag, as Go (kubectl) writes it: "90s", "2m", "1m30s", "500ms", or a bare number of seconds
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+GO = r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+(?![\w.])|\d+(?:\.\d+)?(?![\w.])"
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)?")
 
 
 def seconds(text: str, *, bare: bool = False, positive: bool = False) -> float:
@@ -32,3 +39,15 @@ def seconds(text: str, *, bare: bool = False, positive: bool = False) -> float:
     if positive and value <= 0:
         raise ValueError("must be more than 0")
     return value
+
+
+def prose_seconds(number: str, unit: str) -> float:
+    """A number and its unit as a runbook's prose says them (a match of ``PROSE``) in seconds."""
+    return float(number) * PROSE_UNITS[unit.lower()]
+
+
+def go_seconds(text: str) -> float:
+    """A duration as Go flags take it ("1m30s", "500ms"; a bare number is seconds) in seconds."""
+    if re.fullmatch(GO, text) is None:
+        raise ValueError("not a duration")
+    return sum(float(number) * _GO_UNITS[unit or "s"] for number, unit in _GO_PART.findall(text))

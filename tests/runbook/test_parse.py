@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gameday.runbook import RunbookError, parse_runbook
+from gameday.runbook.shell import commands_in, timeouts
 
 DATA = Path(__file__).parent / "data"
 
@@ -121,3 +122,13 @@ def test_bad_runbooks_are_one_line_errors(tmp_path, make, message):
     with pytest.raises(RunbookError, match=message) as caught:
         parse_runbook(make(tmp_path))
     assert "\n" not in caught.value.one_line()
+
+
+@pytest.mark.parametrize(("line", "seconds"), [
+    ("kubectl -n pay rollout status deployment/payments-api --timeout=1m30s", 90),
+    ("kubectl wait --for=condition=Available deployment/payments-api --timeout 500ms", 0.5),
+    ("kubectl rollout status deployment/payments-api --timeout=2m", 120),
+])
+def test_a_commands_own_timeout_is_a_target_as_go_reads_it(line, seconds):
+    [target] = timeouts(commands_in(line, (7,)))
+    assert (target.line, target.kind, target.seconds) == (7, "timeout", pytest.approx(seconds))

@@ -20,33 +20,24 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from gameday.durations import PROSE, prose_seconds
 from gameday.runbook.model import Command, Runbook, RunbookError, Section, Step, Target, clean_title
 from gameday.runbook.shell import SHELL_WORDS, cli_of, commands_in, looks_like_command, timeouts
 
 SHELL_LANGUAGES = frozenset({"bash", "sh", "shell", "zsh", "console", "shell-session", "sh-session"})
 SUFFIXES = frozenset({".md", ".markdown", ".txt", ".rst", ".text", ""})
-_DURATION = r"(\d+(?:\.\d+)?)\s*\+?\s*(ms|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b"
-_SECTION_TARGET = re.compile(r"\btarget(?:\s+time)?\s*:?\s*[<≤]?\s*=?\s*" + _DURATION, re.IGNORECASE)
-_WITHIN = re.compile(r"\bwithin\s+" + _DURATION, re.IGNORECASE)
+_SECTION_TARGET = re.compile(r"\btarget(?:\s+time)?\s*:?\s*[<≤]?\s*=?\s*" + PROSE, re.IGNORECASE)
+_WITHIN = re.compile(r"\bwithin\s+" + PROSE, re.IGNORECASE)
 _LAST_UPDATED = re.compile(r"last[ -]updated\W{0,6}\s*([0-9]{4}-[0-9]{2}-[0-9]{2}|[A-Z][a-z]+ \d{1,2}, \d{4})",
                            re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60,
-                 "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600,
-                 "hours": 3600}
-
-
-def seconds_of(number: str, unit: str) -> float:
-    return float(number) * _UNIT_SECONDS[unit.lower()]
-
-
 def stated_targets(text: str, line: int) -> list[Target]:
     """'Target Time: < 2 minutes' (the section's) and 'within 5 minutes' (a recovery expectation)."""
     plain = re.sub(r"[*_`]+", "", text)
     found = []
     for match in _SECTION_TARGET.finditer(plain):
-        found.append(Target(line, match.group(0).strip(), seconds_of(match.group(1), match.group(2)), "section"))
+        found.append(Target(line, match.group(0).strip(), prose_seconds(match.group(1), match.group(2)), "section"))
     for match in _WITHIN.finditer(plain):
-        found.append(Target(line, match.group(0).strip(), seconds_of(match.group(1), match.group(2)), "within"))
+        found.append(Target(line, match.group(0).strip(), prose_seconds(match.group(1), match.group(2)), "within"))
     return found
 
 

@@ -12,6 +12,7 @@ import re
 import shlex
 from pathlib import PurePosixPath
 
+from gameday.durations import GO, go_seconds
 from gameday.runbook.model import Command, Target
 
 CLIS = ("kubectl", "aws", "psql", "pg_restore", "pg_dump", "alembic", "curl", "argocd", "helm", "terraform")
@@ -23,8 +24,7 @@ _KEYWORDS = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!"
 _SEPARATORS = frozenset({";", "&&", "||", "|", "&", ";;", "(", ")", "|&"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
-_TIMEOUT = re.compile(r"--(?:timeout|wait-timeout)[= ](\d+(?:\.\d+)?)(ms|s|m|h)?\b")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
+_TIMEOUT = re.compile(r"--(?:timeout|wait-timeout)[= ](" + GO + ")")
 
 
 def cli_of(program: str) -> str | None:
@@ -87,8 +87,7 @@ def timeouts(commands: tuple[Command, ...]) -> list[Target]:
     for command in commands:
         match = _TIMEOUT.search(command.text)
         if match:
-            seconds = float(match.group(1)) * _UNITS[match.group(2)]
-            targets.append(Target(command.line, match.group(0), seconds, "timeout"))
+            targets.append(Target(command.line, match.group(0), go_seconds(match.group(1)), "timeout"))
     return targets
 
 
