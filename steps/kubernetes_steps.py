@@ -18,7 +18,8 @@ from gameday.timeline import targets_from_table
 
 # What each argument names, so `gameday run` checks it against the project before anything starts.
 NAMES = {"service": "service", "deployment": "deployment", "release": "release", "blue": "release",
-         "green": "release", "fault": "fault", "users": "load", "runbook": "runbook", "section": "section"}
+         "green": "release", "fault": "fault", "users": "load", "runbook": "runbook", "section": "section",
+         "flag": "flag"}
 
 
 # -- the environment ---------------------------------------------------------------------------------

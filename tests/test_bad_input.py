@@ -173,6 +173,11 @@ FEATURES = [
     case("feature-canary-weight-over-100", "run", "f.feature", needle="percent 120",
          files={"f.feature": feature(OK_STEP, 'When the on-call engineer sets the canary weight of service "demo" '
                                               "to 120%")}),
+    case("flag-not-a-configmap-key", "run", "f.feature", needle="f.feature:4: feature flag 'new pricing!' is not a ConfigMap key",
+         files={"f.feature": feature(OK_STEP, 'And feature flag "new pricing!" of service "demo" is on')}),
+    case("flag-kill-switch-not-a-configmap-key", "run", "f.feature", needle="feature flag '..pricing' is not a ConfigMap key",
+         files={"f.feature": feature(OK_STEP, 'When the on-call engineer turns feature flag "..pricing" of service '
+                                              '"demo" off')}),
     case("automatic-rules-unknown", "run", "f.feature", needle="f.feature:4: the rules table, row 2: unknown rule 'cpu above'",
          files={"f.feature": feature(OK_STEP, 'And the service "demo" rolls back automatically by undoing the rollout '
                                               "when one of these rules holds:",

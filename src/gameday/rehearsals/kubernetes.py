@@ -54,6 +54,16 @@ _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _FLAG_NAME = re.compile(r"[-._a-zA-Z0-9]+")
 
 
+def check_flag_name(flag: str) -> None:
+    """A feature flag is a key of the service's flags ConfigMap, so it must be one the API server takes
+    (its IsConfigMapKey): letters, digits, '-', '_' and '.', at most 253 of them, not '.', '..' or '..x'."""
+    if not _FLAG_NAME.fullmatch(flag) or len(flag) > 253 or flag.startswith(".."):
+        raise ConfigError(f"feature flag {flag!r} is not a ConfigMap key",
+                          fix="use letters, digits, '-', '_' and '.' (at most 253, not starting with '..')")
+    if flag == ".":
+        raise ConfigError("feature flag '.' is not a ConfigMap key", fix="give the flag a name")
+
+
 def baseline_ms(baseline: Baseline, p: float) -> float:
     """The baseline's p50/p95/p99 latency in ms."""
     value = getattr(baseline, f"p{p:g}_ms", None)
@@ -477,8 +487,7 @@ class KubernetesRehearsal:
 
     def set_flag(self, name: str | None, flag: str, on: bool) -> None:
         """Feature flag ``flag`` of the service on or off (the ConfigMap is created with the first flag)."""
-        if not _FLAG_NAME.fullmatch(flag):
-            raise ConfigError(f"feature flag {flag!r} is not a ConfigMap key", fix="use letters, digits, '-', '_', '.'")
+        check_flag_name(flag)
         service = self.service(name)
         deployed = self.deployed.setdefault(service.name, _Deployed(self.manifests(service)))
         configmap = self.flags_configmap(service)

@@ -4,7 +4,7 @@
 carry (a step module says which in ``NAMES``): a ``service`` is in the project file and its manifests parse and hold its
 Deployment and Service; a ``deployment`` belongs to a service; a ``release`` (or
 ``blue``/``green``) is in the image catalog when the embedded cluster will run it; a
-``fault`` parses; the load's locustfile imports.  Each miss is one line naming the feature line and the fix, exit 2,
+``fault`` parses; a feature ``flag`` is a ConfigMap key; the load's locustfile imports.  Each miss is one line naming the feature line and the fix, exit 2,
 before a cluster or any load starts.
 
     check = Preflight(project, embedded=True)
@@ -59,6 +59,10 @@ class Preflight:
                 service.database_variable()
             elif kind == "endpoint":
                 parse_endpoint(value)
+            elif kind == "flag":  # a key of the service's flags ConfigMap
+                from gameday.rehearsals.kubernetes import check_flag_name
+
+                check_flag_name(value)
         if service is None and "load" in kinds and len(self.project.services) == 1:
             service = self.project.service()  # "steady traffic from N users": the only service's load
         if service is not None and service.load is not None and service.load.locustfile is not None:
