@@ -290,6 +290,11 @@ def _ephemeral_floor() -> int:
         return 32768
 
 
+_HANDED_OUT: dict[int, None] = {}  # the ports free_port gave, oldest first (bounded below)
+_HANDED_OUT_LOCK = threading.Lock()
+_HANDED_OUT_KEPT = 4096
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` right now, for a listener that binds it later.
 
@@ -298,19 +303,43 @@ def free_port(host: str = "127.0.0.1") -> int:
     taken between this check and the listener's bind, and the listener then fails to
     start (seen: kube-scheduler exiting 1 at start while the suite ran).  Random, so that
     two harnesses starting side by side rarely draw the same one.  The ephemeral range is
-    the fallback when nothing below it binds."""
+    the fallback when nothing below it binds.
+
+    A port this process handed out is not handed out again (the last 4096 are kept): the
+    check only proves the port free *now*, so two draws before either listener binds (a
+    control plane's six ports) could give the same port twice, and the second listener
+    then fails to bind (seen: etcd exiting 1, "address already in use", its peer and
+    client ports drawn alike)."""
     top = _ephemeral_floor()
-    for _ in range(64 if top - LISTEN_FLOOR > 1000 else 0):
-        port = random.randrange(LISTEN_FLOOR, top)
-        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
+    with _HANDED_OUT_LOCK:
+        for _ in range(64 if top - LISTEN_FLOOR > 1000 else 0):
+            port = random.randrange(LISTEN_FLOOR, top)
+            if port in _HANDED_OUT or not _binds(host, port):
                 continue
-            return port
+            return _hand_out(port)
+        for _ in range(64):  # the kernel's own choice, if it can be one not handed out yet
+            with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
+            if port not in _HANDED_OUT:
+                break
+        return _hand_out(port)
+
+
+def _binds(host: str, port: int) -> bool:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _hand_out(port: int) -> int:
+    _HANDED_OUT[port] = None
+    while len(_HANDED_OUT) > _HANDED_OUT_KEPT:
+        del _HANDED_OUT[next(iter(_HANDED_OUT))]
+    return port
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
