@@ -355,13 +355,18 @@ class Connection:
             spin += i
 
 
+def work_on(seconds=10, sleeps=0.05):
+    # what the step does after the finalizer, in sleeps: it must never get to its mark
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(sleeps)
+    Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
+
+
 @given("a connection is collected when the signal comes, then the step works on")
 def collected():
     Connection()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-    Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
+    work_on()
 
 
 class Pool:
@@ -382,17 +387,13 @@ def pooled():
     connection = Connection()
     connection.pool = Pool()
     del connection
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-    Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
+    work_on()
 
 
 @given("a connection is collected when the signal comes, then the step blocks in one long wait")
 def blocked():
     Connection()
-    time.sleep(60)
-    Path(os.environ["GAMEDAY_TEST_MARKS"], "went-on").write_text("the step went on after the signal")
+    work_on(seconds=60, sleeps=60)  # one long wait
 """
 
 

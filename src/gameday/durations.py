@@ -23,8 +23,9 @@ PROSE_UNITS = {**UNITS, "ms": 0.001, "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "
 PROSE = r"(\d+(?:\.\d+)?)\s*\+?\s*(" + "|".join(sorted(PROSE_UNITS, key=len, reverse=True)) + r")\b"
 # a command's own flag, as Go (kubectl) writes it: "90s", "2m", "1m30s", "500ms", or a bare number of seconds
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-GO = r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+(?![\w.])|\d+(?:\.\d+)?(?![\w.])"
-_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)?")
+_GO_UNIT = "|".join(sorted(_GO_UNITS, key=len, reverse=True))  # "ms" before "m" and "s"
+GO = rf"(?:\d+(?:\.\d+)?(?:{_GO_UNIT}))+(?![\w.])|\d+(?:\.\d+)?(?![\w.])"
+_GO_PART = re.compile(rf"(\d+(?:\.\d+)?)({_GO_UNIT})?")
 
 
 def seconds(text: str, *, bare: bool = False, positive: bool = False) -> float:

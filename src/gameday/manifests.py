@@ -14,6 +14,7 @@ asked, every object moved into the rehearsal namespace.
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -235,6 +236,18 @@ class Manifests:
     def selector(self) -> dict[str, str]:
         svc = next(d for d in self.docs if d.get("kind") == "Service" and _name(d) == self.service.service_name)
         return dict((svc.get("spec") or {}).get("selector") or {})
+
+
+_FLAG_NAME = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def check_flag_name(flag: str) -> None:
+    """A feature flag is a key of the service's flags ConfigMap, so it must be one the API server takes
+    (its IsConfigMapKey): letters, digits, '-', '_' and '.', at most 253 of them, not '.', '..' or '..x'."""
+    if not _FLAG_NAME.fullmatch(flag) or len(flag) > 253 or flag.startswith("..") or flag == ".":
+        fix = ("give the flag a name" if flag == "." else
+               "use letters, digits, '-', '_' and '.' (at most 253, not starting with '..')")
+        raise ConfigError(f"feature flag {flag!r} is not a ConfigMap key", fix=fix)
 
 
 def to_yaml(docs: list[Doc]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gameday.errors import ConfigError
-from gameday.rehearsals.kubernetes import check_flag_name
+from gameday.manifests import check_flag_name
 
 
 @pytest.mark.parametrize("flag", ["new-pricing", "checkout.v2", "A_B", "x" * 253, ".hidden", "a..b"])

@@ -36,7 +36,7 @@ from gameday.load.baseline import Baseline, capture_baseline
 from gameday.load.health import HealthChecks
 from gameday.load.signals import errors_by_endpoint
 from gameday.load.triggers import Trigger
-from gameday.manifests import Manifests, to_yaml
+from gameday.manifests import Manifests, check_flag_name, to_yaml
 from gameday.procedures.kubectl import Kubectl
 from gameday.project import Project, Service
 from gameday.rehearsals.automatic import AutomaticRollback
@@ -51,17 +51,6 @@ BASELINE_SECONDS = 2.0
 ROLLOUT_TIMEOUT_S = 120.0
 STABLE, CANARY = "stable", "canary"  # the tracks of a canary release, routed by a VirtualService
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-_FLAG_NAME = re.compile(r"[-._a-zA-Z0-9]+")
-
-
-def check_flag_name(flag: str) -> None:
-    """A feature flag is a key of the service's flags ConfigMap, so it must be one the API server takes
-    (its IsConfigMapKey): letters, digits, '-', '_' and '.', at most 253 of them, not '.', '..' or '..x'."""
-    if not _FLAG_NAME.fullmatch(flag) or len(flag) > 253 or flag.startswith(".."):
-        raise ConfigError(f"feature flag {flag!r} is not a ConfigMap key",
-                          fix="use letters, digits, '-', '_' and '.' (at most 253, not starting with '..')")
-    if flag == ".":
-        raise ConfigError("feature flag '.' is not a ConfigMap key", fix="give the flag a name")
 
 
 def baseline_ms(baseline: Baseline, p: float) -> float:

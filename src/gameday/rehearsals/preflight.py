@@ -19,7 +19,7 @@ from gameday.errors import ConfigError
 from gameday.faults import parse_fault
 from gameday.load import check_locustfile
 from gameday.load.records import parse_endpoint
-from gameday.manifests import Manifests
+from gameday.manifests import Manifests, check_flag_name
 from gameday.project import Project, Service
 
 
@@ -60,8 +60,6 @@ class Preflight:
             elif kind == "endpoint":
                 parse_endpoint(value)
             elif kind == "flag":  # a key of the service's flags ConfigMap
-                from gameday.rehearsals.kubernetes import check_flag_name
-
                 check_flag_name(value)
         if service is None and "load" in kinds and len(self.project.services) == 1:
             service = self.project.service()  # "steady traffic from N users": the only service's load

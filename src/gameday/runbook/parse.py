@@ -30,6 +30,8 @@ _SECTION_TARGET = re.compile(r"\btarget(?:\s+time)?\s*:?\s*[<≤]?\s*=?\s*" + PR
 _WITHIN = re.compile(r"\bwithin\s+" + PROSE, re.IGNORECASE)
 _LAST_UPDATED = re.compile(r"last[ -]updated\W{0,6}\s*([0-9]{4}-[0-9]{2}-[0-9]{2}|[A-Z][a-z]+ \d{1,2}, \d{4})",
                            re.IGNORECASE)
+
+
 def stated_targets(text: str, line: int) -> list[Target]:
     """'Target Time: < 2 minutes' (the section's) and 'within 5 minutes' (a recovery expectation)."""
     plain = re.sub(r"[*_`]+", "", text)
