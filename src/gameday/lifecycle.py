@@ -308,8 +308,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     A port this process handed out is not handed out again (the last 4096 are kept): the
     check only proves the port free *now*, so two draws before either listener binds (a
     control plane's six ports) could give the same port twice, and the second listener
-    then fails to bind (seen: etcd exiting 1, "address already in use", its peer and
-    client ports drawn alike)."""
+    then fails to bind (seen: etcd exiting 1, "address already in use"; its peer and
+    client ports drawn alike is the likely cause, not proven)."""
     top = _ephemeral_floor()
     with _HANDED_OUT_LOCK:
         for _ in range(64 if top - LISTEN_FLOOR > 1000 else 0):
