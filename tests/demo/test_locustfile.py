@@ -32,17 +32,19 @@ def test_orders_workload_is_clean_on_a_healthy_demo_and_mixes_60_30_10(tmp_path:
     with DemoProcess(version="1.0.0") as demo, \
             LoadGenerator(demo.url, profile=demo_profile(), max_seconds=10, workdir=tmp_path) as load:
         baseline = capture_baseline(load, seconds=2, timeout=10, version="1.0.0")
-        deadline = time.monotonic() + 6
-        while len(load.records()) < 200 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 7
+        while len(load.records()) < 250 and time.monotonic() < deadline:
             time.sleep(0.1)
         load.stop()
     assert baseline.error_rate == 0.0 and baseline.versions == {"1.0.0": 1.0}
     records = load.records()
-    assert len(records) >= 150
+    assert len(records) >= 200
+    # Locust picks each task at random: with 200 requests or more a share strays 0.2 from its weight
+    # once in 2e8 runs, and an even mix (a third each) still fails.
     mix = Counter((r.method, r.path) for r in records)
     for route, share in ((("GET", "/api/orders"), 0.6), (("GET", "/api/orders/{id}"), 0.3),
                          (("POST", "/api/orders"), 0.1)):
-        assert abs(mix[route] / len(records) - share) <= 0.1, mix
+        assert abs(mix[route] / len(records) - share) <= 0.2, mix
     assert not any(r.failed for r in records)
 
 

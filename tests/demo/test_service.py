@@ -85,7 +85,7 @@ def test_error_rate_fault_fails_that_share_of_api_requests_only() -> None:
         health = {demo.request("GET", "/health").status for _ in range(20)}
         sample = demo.request("GET", "/api/orders")
     share = statuses.count(500) / len(statuses)
-    assert 0.35 <= share <= 0.65, share  # binomial sd is 0.035: this is > 4 sd wide
+    assert 0.3 <= share <= 0.7, share  # 200 at 50 %: outside this once in 1.6e8 runs
     assert set(statuses) == {200, 500}
     assert health == {200}
     assert_version(sample, "2.0.0-errors")

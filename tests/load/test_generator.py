@@ -60,18 +60,22 @@ def test_two_versions_every_request_recorded_with_its_version(tmp_path: Path) ->
     assert 0 <= served_bad - len(bad_records) <= 3
     assert version_share(good_records) == {"1.0.0": 1.0}
     assert version_share(bad_records) == {"2.0.0-errors": 1.0}
-    assert {r.path for r in good_records} == {"/api/orders", "/api/orders/{id}"}
-    assert {r.method for r in good_records} == {"GET", "POST"}
+    # Locust picks the 10 % create at random: over both runs (about 240 requests) it is missed once in 1e11
+    assert {r.path for r in good_records + bad_records} == {"/api/orders", "/api/orders/{id}"}
+    assert {r.method for r in good_records + bad_records} == {"GET", "POST"}
     assert all(r.latency_ms > 0 and r.ts <= now for r in good_records)
 
     assert live.requests > 10 and live.versions == {"2.0.0-errors": 1.0}
     good_signals = golden_signals(good_records, now=now, window_seconds=10)
     bad_signals = golden_signals(bad_records, now=now, window_seconds=10)
+    # The fault fails each request at random, so the bounds below leave room for chance: about 90
+    # requests at 50 % fall outside 20-80 % once in 5e8 runs, and 2 s windows of about 60 requests
+    # show 10 % or fewer errors once in 2e10 (1 s windows of 30 at 20 %: once in 700, seen).
     assert good_signals.error_rate == 0.0
-    assert 0.3 <= bad_signals.error_rate <= 0.7  # type: ignore[operator]
+    assert 0.2 <= bad_signals.error_rate <= 0.8  # type: ignore[operator]
     assert good_signals.p50_ms is not None and good_signals.p50_ms < 200
 
-    rule = ErrorRateAbove(threshold=0.2, for_seconds=1, window_seconds=1)
+    rule = ErrorRateAbove(threshold=0.1, for_seconds=1, window_seconds=2)
     last = bad_records[-1].ts
     assert rule.evaluate(bad_records, now=last)
     assert not rule.evaluate(good_records, now=good_records[-1].ts)

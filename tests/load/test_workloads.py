@@ -41,10 +41,12 @@ def test_declared_requests_hit_their_paths_by_weight(checkout_api: CheckoutApi, 
     records = run_until(LoadGenerator(checkout_api.url, profile=profile, max_seconds=10, workdir=tmp_path),
                         count=600, timeout=8)
     assert len(records) >= 300
+    # Locust picks each request at random by weight: at 300 requests or more a share strays 0.15
+    # from its weight once in 1e7 runs (at 600, once in 2e13).
     routes = Counter((r.method, r.path) for r in records)
     assert set(routes) == {("GET", "/cart"), ("POST", "/cart"), ("POST", "checkout")}
     for route, weight in ((("GET", "/cart"), 0.6), (("POST", "/cart"), 0.3), (("POST", "checkout"), 0.1)):
-        assert abs(routes[route] / len(records) - weight) <= 0.1, (route, routes)
+        assert abs(routes[route] / len(records) - weight) <= 0.15, (route, routes)
     # The service saw exactly the declared paths and methods, each request recorded (bar the
     # few in flight when locust stopped).
     assert set(checkout_api.served) == {("GET", "/cart"), ("POST", "/cart"), ("POST", "/cart/checkout")}
@@ -100,9 +102,9 @@ def test_a_team_locustfile_runs_unchanged_and_every_request_is_recorded(
     before = locustfile.read_bytes()
     profile = LoadProfile(users=2, locustfile=locustfile, release=release)
     records = run_until(LoadGenerator(checkout_api.url, profile=profile, max_seconds=8, workdir=tmp_path / "run"),
-                        count=60, timeout=6)
+                        count=150, timeout=6)
     assert locustfile.read_bytes() == before
-    assert len(records) >= 40
+    assert len(records) >= 120  # each of the three tasks at least once: missed once in 2e11 runs
     assert 0 <= sum(checkout_api.served.values()) - len(records) <= 2  # every request, bar those in flight
     assert {r.version for r in records if r.path != "/cart/text"} == {"3.1.0"}
     # A plain-text body names no release; the header is on every response.

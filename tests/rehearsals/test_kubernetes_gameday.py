@@ -249,7 +249,7 @@ def test_an_automatic_rollback_whose_rules_never_hold_fails_and_rolls_nothing_ba
     feature = tmp_path / "never.feature"
     text = (REPO / "features" / "automatic_rollback.feature").read_text()
     first = text[:text.index("  Scenario: A slow release")]
-    feature.write_text(first.replace("| error rate above  | 5 %          | 4 s |", "| error rate above  | 60 %         | 4 s |")
+    feature.write_text(first.replace("| error rate above  | 5 %          | 4 s |", "| error rate above  | 80 %         | 4 s |")
                        .replace("fires within 60 seconds", "fires within 12 seconds"))
     code, journal = run_feature(feature, tmp_path)
     [scenario] = journal["scenarios"]
