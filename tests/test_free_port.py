@@ -14,7 +14,7 @@ from gameday import lifecycle
 def _small_range(monkeypatch, size: int = 1001) -> range:
     # just over the size below which free_port goes straight to the kernel's choice
     monkeypatch.setattr(lifecycle, "_ephemeral_floor", lambda: lifecycle.LISTEN_FLOOR + size)
-    monkeypatch.setattr(lifecycle, "_HANDED_OUT", {}, raising=False)
+    monkeypatch.setattr(lifecycle, "_HANDED_OUT", {})
     return range(lifecycle.LISTEN_FLOOR, lifecycle.LISTEN_FLOOR + size)
 
 

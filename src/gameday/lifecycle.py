@@ -314,7 +314,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     with _HANDED_OUT_LOCK:
         for _ in range(64 if top - LISTEN_FLOOR > 1000 else 0):
             port = random.randrange(LISTEN_FLOOR, top)
-            if port in _HANDED_OUT or not _binds(host, port):
+            if port in _HANDED_OUT or not bindable(host, port):
                 continue
             return _hand_out(port)
         for _ in range(64):  # the kernel's own choice, if it can be one not handed out yet
@@ -326,7 +326,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return _hand_out(port)
 
 
-def _binds(host: str, port: int) -> bool:
+def bindable(host: str, port: int) -> bool:
+    """``port`` on ``host`` can be bound right now (nothing listens there, and the address is ours)."""
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         try:
             sock.bind((host, port))

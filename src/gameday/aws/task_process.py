@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,7 +33,7 @@ from typing import Any, NamedTuple
 from gameday.aws.healthcheck import HEALTHY, UNHEALTHY, UNKNOWN, HealthCheck, HealthState
 from gameday.faults import wrap_command
 from gameday.images import ImageCatalog, ImageNotFound
-from gameday.lifecycle import spawn, tail
+from gameday.lifecycle import bindable, spawn, tail
 
 # ECS tasks live in 127.42.0.0/16 so they never collide with the process kubelet's pods.
 _TASK_NET = "127.42"
@@ -54,7 +53,7 @@ class AddressPool:
             for _ in range(65000):
                 n, self._next = self._next, self._next % 65000 + 2
                 address = f"{_TASK_NET}.{n // 254}.{n % 254 + 1}"
-                if address not in self._used and all(_bindable(address, p) for p in ports):
+                if address not in self._used and all(bindable(address, p) for p in ports):
                     self._used.add(address)
                     return address
         raise RuntimeError("no free 127.42.x.y address")
@@ -62,15 +61,6 @@ class AddressPool:
     def give_back(self, address: str) -> None:
         with self._lock:
             self._used.discard(address)
-
-
-def _bindable(address: str, port: int) -> bool:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        try:
-            sock.bind((address, port))
-            return True
-        except OSError:
-            return False
 
 
 class ProbeResult(NamedTuple):
